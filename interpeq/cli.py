@@ -1,0 +1,46 @@
+"""The ``interpeq`` command: parses arguments and dispatches; no logic lives here.
+
+Each subcommand's implementation is imported lazily so that ``interpeq --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module:function taking argv, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "tasks": ("interpeq.tasks.cli:main", "list every task, composed algorithm and behaviour-matched pair with its variables"),
+    "demo": ("interpeq.demo:main", "run the main job end to end on a small scale (CPU is enough)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interpeq",
+        description="Interpretive equivalence: do two networks implement the same mechanistic interpretation?",
+        epilog="Run 'interpeq <command> --help' for a command's own options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    if argv[0] not in SUBCOMMANDS:
+        parser.error(f"unknown command {argv[0]!r}; choose one of {sorted(SUBCOMMANDS)}")
+    target, _ = SUBCOMMANDS[argv[0]]
+    module_name, func_name = target.split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
