@@ -11,7 +11,10 @@ import sys
 
 # name -> (module:function taking argv, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "tasks": ("interpeq.tasks.cli:main", "list every task, composed algorithm and behaviour-matched pair with its variables"),
+    "tasks": (
+        "interpeq.tasks.cli:main",
+        "list every task, composed algorithm and behaviour-matched pair with its variables",
+    ),
     "demo": ("interpeq.demo:main", "run the main job end to end on a small scale (CPU is enough)"),
 }
 

@@ -43,7 +43,9 @@ class Component:
         """Parse ``"L1H0"`` (layer 1, head 0) or ``"L1MLP"``."""
         match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f"cannot parse component {text!r}; expected 'L<layer>H<head>' or 'L<layer>MLP'")
+            raise ValueError(
+                f"cannot parse component {text!r}; expected 'L<layer>H<head>' or 'L<layer>MLP'"
+            )
         layer = int(match.group(1))
         return AttnHead(layer, int(match.group(2))) if match.group(2) is not None else MLP(layer)
 
@@ -112,8 +114,12 @@ def patch_hooks(
     hooks: list[tuple[str, HookFn]] = []
     for name, idxs in by_hook.items():
         if name not in source_cache:
-            raise ValueError(f"source_cache lacks {name!r}, needed to patch {[str(components[i]) for i in idxs]}")
-        hooks.append((name, _make_patch(source_cache[name], [components[i] for i in idxs], idxs, select)))
+            raise ValueError(
+                f"source_cache lacks {name!r}, needed to patch {[str(components[i]) for i in idxs]}"
+            )
+        hooks.append(
+            (name, _make_patch(source_cache[name], [components[i] for i in idxs], idxs, select))
+        )
     return hooks
 
 
@@ -141,7 +147,9 @@ def _make_patch(
     return patch
 
 
-def _rows(select: torch.Tensor | None, idxs: list[int], batch: int, act: torch.Tensor) -> torch.Tensor:
+def _rows(
+    select: torch.Tensor | None, idxs: list[int], batch: int, act: torch.Tensor
+) -> torch.Tensor:
     if select is None:
         return torch.ones(batch, len(idxs), dtype=act.dtype, device=act.device)
     return select[:, idxs].to(act.dtype)

@@ -44,7 +44,9 @@ class HookedTransformerConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"HookedTransformerConfig.{name} must be a positive int, got {value!r}")
+                raise ValueError(
+                    f"HookedTransformerConfig.{name} must be a positive int, got {value!r}"
+                )
         if not isinstance(self.d_mlp, int) or self.d_mlp < 0:
             raise ValueError(
                 f"HookedTransformerConfig.d_mlp must be an int >= 0 (0 = attention-only), got {self.d_mlp!r}"
@@ -52,7 +54,9 @@ class HookedTransformerConfig:
         if self.act_fn not in ACTIVATIONS:
             raise ValueError(f"unknown act_fn {self.act_fn!r}; choose one of {ACTIVATIONS}")
         if self.attention not in ATTENTION_MODES:
-            raise ValueError(f"unknown attention {self.attention!r}; choose one of {ATTENTION_MODES}")
+            raise ValueError(
+                f"unknown attention {self.attention!r}; choose one of {ATTENTION_MODES}"
+            )
         if not self.init_std > 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std!r}")
 

@@ -68,7 +68,9 @@ class HookedRootModule(nn.Module):
         return names
 
     @contextlib.contextmanager
-    def hooks(self, fwd_hooks: Iterable[tuple[str | Callable[[str], bool], HookFn]] = ()) -> Iterator[None]:
+    def hooks(
+        self, fwd_hooks: Iterable[tuple[str | Callable[[str], bool], HookFn]] = ()
+    ) -> Iterator[None]:
         """Register hooks for the duration of a ``with`` block, removing them on exit.
 
         Each entry is ``(name_or_filter, fn)``; a callable filter hooks every matching name.

@@ -56,7 +56,9 @@ class Attention(nn.Module):
         self.b_V = nn.Parameter(torch.zeros(h, dh))
         self.b_O = nn.Parameter(torch.zeros(dm))
         self.causal = cfg.attention == "causal"
-        self.register_buffer("mask", torch.ones(cfg.n_ctx, cfg.n_ctx).tril().bool(), persistent=False)
+        self.register_buffer(
+            "mask", torch.ones(cfg.n_ctx, cfg.n_ctx).tril().bool(), persistent=False
+        )
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
         self.hook_z, self.hook_result = HookPoint(), HookPoint()
@@ -97,7 +99,11 @@ class Block(nn.Module):
         super().__init__()
         self.ln1 = LayerNorm(cfg)
         self.attn = Attention(cfg)
-        self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
+        self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = (
+            HookPoint(),
+            HookPoint(),
+            HookPoint(),
+        )
         self.has_mlp = not cfg.attn_only
         if self.has_mlp:
             self.ln2 = LayerNorm(cfg)
@@ -145,19 +151,25 @@ class HookedTransformer(HookedRootModule):
     def check_tokens(self, tokens: torch.Tensor) -> None:
         """Clear errors for tokens the model cannot embed (instead of an index error deep in torch)."""
         if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"tokens must be an integer tensor [batch, pos], got {getattr(tokens, 'dtype', type(tokens))}")
+            raise ValueError(
+                f"tokens must be an integer tensor [batch, pos], got {getattr(tokens, 'dtype', type(tokens))}"
+            )
         if tokens.ndim != 2:
             raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
         if tokens.shape[1] > self.cfg.n_ctx:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds n_ctx={self.cfg.n_ctx}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.cfg.d_vocab):
-            bad = sorted({int(t) for t in tokens[(tokens < 0) | (tokens >= self.cfg.d_vocab)].tolist()})
+            bad = sorted(
+                {int(t) for t in tokens[(tokens < 0) | (tokens >= self.cfg.d_vocab)].tolist()}
+            )
             raise ValueError(f"tokens {bad[:10]} outside the vocabulary [0, {self.cfg.d_vocab})")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if not torch._C._functorch.is_batchedtensor(tokens):  # validation needs concrete values
             self.check_tokens(tokens)
-        resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(self.W_pos[: tokens.shape[-1]])
+        resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(
+            self.W_pos[: tokens.shape[-1]]
+        )
         for block in self.blocks:
             resid = block(resid)
         return self.ln_final(resid) @ self.W_U + self.b_U
@@ -179,7 +191,9 @@ class HookedTransformer(HookedRootModule):
 
     def residual_hook_names(self, layers: Sequence[int] | None = None) -> list[str]:
         """Hooks of the accumulated residual stream: after the embedding and after each block."""
-        names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(self.cfg.n_layers)]
+        names = ["blocks.0.hook_resid_pre"] + [
+            f"blocks.{i}.hook_resid_post" for i in range(self.cfg.n_layers)
+        ]
         if layers is None:
             return names
         bad = [i for i in layers if not 0 <= i <= self.cfg.n_layers]

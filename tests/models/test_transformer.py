@@ -71,7 +71,9 @@ def test_run_with_cache_caches_only_requested(model):
     assert cache["blocks.0.attn.hook_z"].shape == (4, CFG.n_ctx, CFG.n_heads, CFG.d_head)
     _, cache = model.run_with_cache(tokens(), names_filter=lambda n: n.endswith("pattern"))
     assert sorted(cache) == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
-    torch.testing.assert_close(cache["blocks.0.attn.hook_pattern"].sum(-1), torch.ones(4, 4, CFG.n_ctx))
+    torch.testing.assert_close(
+        cache["blocks.0.attn.hook_pattern"].sum(-1), torch.ones(4, 4, CFG.n_ctx)
+    )
     # hooks are gone afterwards
     assert not any(hp.active for hp in model.hook_dict.values())
 
@@ -83,10 +85,14 @@ def test_unknown_hook_name_lists_valid_ones(model):
 
 def test_per_head_result_is_consistent_and_optional(model):
     plain = model(tokens())
-    out, cache = model.run_with_cache(tokens(), names_filter=["blocks.0.attn.hook_result", "blocks.0.hook_attn_out"])
+    out, cache = model.run_with_cache(
+        tokens(), names_filter=["blocks.0.attn.hook_result", "blocks.0.hook_attn_out"]
+    )
     torch.testing.assert_close(out, plain)
     b_O = model.blocks[0].attn.b_O
-    torch.testing.assert_close(cache["blocks.0.attn.hook_result"].sum(-2) + b_O, cache["blocks.0.hook_attn_out"])
+    torch.testing.assert_close(
+        cache["blocks.0.attn.hook_result"].sum(-2) + b_O, cache["blocks.0.hook_attn_out"]
+    )
     assert not model.blocks[0].attn.hook_result.active
 
 
@@ -111,7 +117,9 @@ def test_causal_vs_bidirectional():
 
 def test_no_layer_norm_keeps_hooks():
     m = HookedTransformer(CFG.replace(normalization=False))
-    _, cache = m.run_with_cache(tokens(), names_filter=["ln_final.hook_normalized", "blocks.1.hook_resid_post"])
+    _, cache = m.run_with_cache(
+        tokens(), names_filter=["ln_final.hook_normalized", "blocks.1.hook_resid_post"]
+    )
     torch.testing.assert_close(cache["ln_final.hook_normalized"], cache["blocks.1.hook_resid_post"])
 
 
@@ -169,14 +177,18 @@ def test_patching_is_differentiable_and_vmappable():
 
     def patched_functional(p, b, x, s):
         cache = {}
-        with net.hooks([(c.hook_name, lambda a, hook: cache.__setitem__(hook.name, a)) for c in comps]):
+        with net.hooks(
+            [(c.hook_name, lambda a, hook: cache.__setitem__(hook.name, a)) for c in comps]
+        ):
             functional_call(net, (p, b), (s,))
         with net.hooks(patch_hooks(cache, comps)):
             return functional_call(net, (p, b), (x,))
 
     out = vmap(patched_functional, in_dims=(0, 0, None, None))(params, buffers, base, source)
     for i, m in enumerate(models):
-        torch.testing.assert_close(out[i], patch_components(m, base, source, comps), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            out[i], patch_components(m, base, source, comps), atol=1e-5, rtol=1e-5
+        )
     loss = patch_components(models[0], base, source, comps).sum()
     loss.backward()
     assert models[0].W_E.grad is not None
@@ -211,7 +223,11 @@ def test_bad_tokens(model, bad, match):
 
 @pytest.mark.parametrize(
     "changes, match",
-    [({"act_fn": "tanh"}, "act_fn"), ({"d_mlp": -1}, "d_mlp"), ({"attention": "sparse"}, "attention")],
+    [
+        ({"act_fn": "tanh"}, "act_fn"),
+        ({"d_mlp": -1}, "d_mlp"),
+        ({"attention": "sparse"}, "attention"),
+    ],
 )
 def test_bad_config(changes, match):
     with pytest.raises(ValueError, match=match):
