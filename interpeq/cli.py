@@ -15,6 +15,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "interpeq.tasks.cli:main",
         "list every task, composed algorithm and behaviour-matched pair with its variables",
     ),
+    "fit": (
+        "interpeq.training.fit_cli:main",
+        "train one model with SIIT (LightningCLI: --config, dotted overrides, --print_config)",
+    ),
+    "zoo": (
+        "interpeq.zoo.runner:main",
+        "train every member of a zoo YAML, resumably, into checkpoints/<zoo>/",
+    ),
     "demo": ("interpeq.demo:main", "run the main job end to end on a small scale (CPU is enough)"),
 }
 

@@ -1,0 +1,215 @@
+"""SIIT batches: seeded base/source pairs with their labels, counterfactuals and patch masks.
+
+A batch is a dict of tensors (everything the loss needs, nothing model-dependent):
+
+* ``base``, ``source``: tokens ``[batch, pos]``;
+* ``labels``: the interpretation's output on ``base`` (``-100`` at position 0);
+* ``iit_select`` (bool ``[batch, n_components]``): the components aligned to the
+  variable drawn for each row, over the full ``model.components()`` list;
+  ``iit_labels``: the interpretation's output on ``base`` with that variable taken
+  from ``source`` (``task.intervene``; for ``output`` it is the source's labels);
+* ``strict_select``: non-circuit components to resample from ``source`` per row
+  (one per row, or a random subset, see ``TrainConfig.strict_mode``); the target
+  is ``labels``.
+
+Training batches form an endless stream: batch ``t`` on rank ``r`` is drawn from a
+generator seeded by ``(seed, "train", r, t)``, so a stream is reproducible and a
+resumed run continues it exactly (the step is stored in the checkpoint).
+Validation uses a fixed set drawn from ``(seed, "val")``; :func:`interpeq.training.evaluate`
+uses ``(seed, "test")`` by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from interpeq.models import HookedTransformerConfig
+from interpeq.training.config import TrainConfig, TrainingTask, generator, resolve_task
+from interpeq.training.correspondence import (
+    OUTPUT,
+    Correspondence,
+    default_correspondence,
+    model_components,
+)
+
+
+class SIITSampler:
+    """Draws SIIT batches for one (task, architecture, correspondence, train config)."""
+
+    def __init__(
+        self,
+        task: TrainingTask,
+        cfg: HookedTransformerConfig,
+        correspondence: Correspondence,
+        train: TrainConfig,
+    ):
+        correspondence.validate(task.task, cfg)
+        self.task, self.cfg, self.corr, self.train = task, cfg, correspondence, train
+        self.components = model_components(cfg)
+        index = {c: i for i, c in enumerate(self.components)}
+        self.variables = correspondence.variables
+        self.var_masks = torch.zeros(len(self.variables), len(self.components), dtype=torch.bool)
+        for v, var in enumerate(self.variables):
+            for c in correspondence.components_of(var):
+                self.var_masks[v, index[c]] = True
+        self.non_circuit = torch.tensor(
+            [index[c] for c in correspondence.non_circuit(cfg)], dtype=torch.long
+        )
+
+    def counterfactual(self, base: Tensor, source: Tensor, var: str) -> Tensor:
+        if var == OUTPUT:
+            return self.task.task.labels(source)
+        return self.task.task.intervene(base, source, [var])
+
+    def strict_select(self, n: int, gen: torch.Generator, mode: str | None = None) -> Tensor:
+        mode = mode or self.train.strict_mode
+        select = torch.zeros(n, len(self.components), dtype=torch.bool)
+        k = len(self.non_circuit)
+        if k == 0:
+            return select
+        if mode == "one":
+            pick = self.non_circuit[torch.randint(k, (n,), generator=gen)]
+            select[torch.arange(n), pick] = True
+        else:
+            draw = torch.rand(n, k, generator=gen) < self.train.subset_prob
+            select[:, self.non_circuit] = draw
+        return select
+
+    def batch(
+        self, n: int, gen: torch.Generator, var_idx: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        base, source = self.task.sample_pairs(n, gen)
+        labels = self.task.task.labels(base)
+        if var_idx is None:
+            var_idx = torch.randint(len(self.variables), (n,), generator=gen)
+        cfs = torch.stack([self.counterfactual(base, source, v) for v in self.variables])
+        return {
+            "base": base,
+            "source": source,
+            "labels": labels,
+            "iit_var": var_idx,
+            "iit_select": self.var_masks[var_idx],
+            "iit_labels": cfs[var_idx, torch.arange(n)],
+            "strict_select": self.strict_select(n, gen),
+        }
+
+    def train_batch(self, step: int, rank: int = 0) -> dict[str, Tensor]:
+        return self.batch(self.train.batch_size, generator(self.train.seed, "train", rank, step))
+
+    def fixed_set(self, n: int, stream: str) -> list[dict[str, Tensor]]:
+        """A held-out set of ``n`` rows in batches of at most ``4 * batch_size``."""
+        gen = generator(self.train.seed, stream)
+        size = 4 * self.train.batch_size
+        return [self.batch(min(size, n - i), gen) for i in range(0, n, size)]
+
+
+class _Stream(IterableDataset):
+    def __init__(self, owner: Any):
+        self.owner = owner
+
+    def __iter__(self):
+        step = self.owner.start_step
+        while True:
+            yield self.owner.train_batch(step)
+            step += 1
+
+
+def as_correspondence(
+    correspondence: Correspondence | dict | None, task: TrainingTask, cfg: HookedTransformerConfig
+) -> Correspondence:
+    if correspondence is None:
+        return default_correspondence(task.task, cfg)
+    if not isinstance(correspondence, Correspondence):
+        correspondence = Correspondence(correspondence)
+    return correspondence.validate(task.task, cfg)
+
+
+def as_model_config(model: HookedTransformerConfig | dict) -> HookedTransformerConfig:
+    return (
+        model
+        if isinstance(model, HookedTransformerConfig)
+        else HookedTransformerConfig.from_dict(dict(model))
+    )
+
+
+def as_train_config(train: TrainConfig | dict) -> TrainConfig:
+    return train if isinstance(train, TrainConfig) else TrainConfig.from_dict(dict(train))
+
+
+class SIITDataModule(L.LightningDataModule):
+    """Endless seeded training stream + fixed validation set (see the module docstring).
+
+    Arguments left ``None`` are taken from the :class:`SIITModule` being trained (its
+    ``task``, ``model``, ``siit`` and ``correspondence``) when the trainer sets the
+    datamodule up, so a CLI config states them once, under ``model``. A
+    ``correspondence`` of ``None`` (on both) means :func:`default_correspondence`.
+    Under DDP every rank draws its own stream (the rank is part of the seed).
+    """
+
+    def __init__(
+        self,
+        task: str | None = None,
+        model: HookedTransformerConfig | None = None,
+        siit: TrainConfig | None = None,
+        correspondence: dict[str, list[str]] | None = None,
+    ):
+        super().__init__()
+        self.args = {"task": task, "model": model, "siit": siit, "correspondence": correspondence}
+        self.start_step = 0
+        self._val: list[dict[str, Tensor]] | None = None
+        self.sampler: SIITSampler | None = None
+        if None not in (task, model, siit):
+            self._build(task, model, siit, correspondence)
+
+    def _build(self, task, model, siit, correspondence) -> None:
+        self.ttask = resolve_task(task)
+        self.cfg = as_model_config(model)
+        self.train_cfg = as_train_config(siit)
+        self.corr = as_correspondence(correspondence, self.ttask, self.cfg)
+        self.sampler = SIITSampler(self.ttask, self.cfg, self.corr, self.train_cfg)
+
+    def setup(self, stage: str) -> None:
+        if self.sampler is not None:
+            return
+        module = (
+            self.trainer.lightning_module if getattr(self, "trainer", None) is not None else None
+        )
+        args = dict(self.args)
+        if module is not None:
+            hp = module.hparams
+            for key in ("task", "model", "siit"):
+                args[key] = args[key] if args[key] is not None else hp[key]
+            if args["correspondence"] is None:
+                args["correspondence"] = hp["correspondence"]
+        missing = [k for k in ("task", "model", "siit") if args[k] is None]
+        if missing:
+            raise ValueError(f"SIITDataModule needs {missing} (or an SIITModule to take them from)")
+        self._build(args["task"], args["model"], args["siit"], args["correspondence"])
+
+    @property
+    def rank(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.global_rank if trainer is not None else 0
+
+    def train_batch(self, step: int) -> dict[str, Tensor]:
+        return self.sampler.train_batch(step, self.rank)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Stream(self), batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        if self._val is None:
+            self._val = self.sampler.fixed_set(self.train_cfg.val_size, "val")
+        return DataLoader(self._val, batch_size=None, num_workers=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        trainer = getattr(self, "trainer", None)
+        return {"step": trainer.global_step if trainer is not None else self.start_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.start_step = int(state_dict.get("step", 0))

@@ -1,0 +1,166 @@
+"""Train one member (``fit_member``) and evaluate a model on held-out data (``evaluate``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from interpeq.models import HookedTransformer, HookedTransformerConfig
+from interpeq.training.config import TrainConfig, generator, resolve_task
+from interpeq.training.correspondence import Correspondence
+from interpeq.training.datamodule import SIITDataModule, SIITSampler
+from interpeq.training.siit import SIITModule, ThresholdStopping, accuracies, siit_forward
+
+
+@dataclass
+class FitResult:
+    """A trained member: the model (eval mode, CPU) and its held-out metrics."""
+
+    model: HookedTransformer
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def evaluate(
+    model: HookedTransformer,
+    task: str,
+    correspondence: Correspondence,
+    train: TrainConfig | None = None,
+    n: int | None = None,
+    stream: str = "test",
+) -> dict[str, float]:
+    """Held-out token-level ``acc``, ``iia``, ``strict_acc`` (+ ``_seq`` row-level versions).
+
+    Rows come from the stream ``(train.seed, stream)`` (never used for training or
+    validation). IIA is the mean over aligned variables of the accuracy when *that*
+    variable is intervened on every row (per variable as ``iia/<var>``);
+    ``strict_acc`` uses ``train.strict_mode``, and both modes are reported as
+    ``strict_acc_one`` / ``strict_acc_subset``.
+    """
+    train = train or TrainConfig()
+    n = n or train.test_size
+    was_training = model.training
+    model.eval()
+    sampler = SIITSampler(resolve_task(task), model.cfg, correspondence, train)
+    comps = model.components()
+    weights = torch.ones(3)
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+
+    def add(key: str, values: torch.Tensor) -> None:
+        sums[key] = sums.get(key, 0.0) + float(values.sum())
+        counts[key] = counts.get(key, 0.0) + values.numel()
+
+    gen = generator(train.seed, stream)
+    size = 4 * train.batch_size
+    device = next(model.parameters()).device
+    for start in range(0, n, size):
+        rows = min(size, n - start)
+        for v, var in enumerate(sampler.variables):
+            batch = sampler.batch(rows, gen, var_idx=torch.full((rows,), v))
+            for mode in ("one", "subset"):
+                batch["strict_select"] = sampler.strict_select(rows, gen, mode)
+                dev_batch = {k: t.to(device) for k, t in batch.items()}
+                acc = accuracies(siit_forward(model, model, dev_batch, comps, weights), dev_batch)
+                add(f"strict_acc_{mode}", acc["strict_acc"][0])
+                add(f"strict_acc_{mode}_seq", acc["strict_acc"][1])
+                if mode == "one":
+                    add("acc", acc["acc"][0])
+                    add("acc_seq", acc["acc"][1])
+                    add(f"iia/{var}", acc["iia"][0])
+                    add(f"iia_seq/{var}", acc["iia"][1])
+    out = {k: sums[k] / counts[k] for k in sums}
+    out["iia"] = sum(out[f"iia/{v}"] for v in sampler.variables) / len(sampler.variables)
+    out["iia_seq"] = sum(out[f"iia_seq/{v}"] for v in sampler.variables) / len(sampler.variables)
+    out["strict_acc"] = out[f"strict_acc_{train.strict_mode}"]
+    out["strict_acc_seq"] = out[f"strict_acc_{train.strict_mode}_seq"]
+    model.train(was_training)
+    return out
+
+
+def _finished(ckpt: dict[str, Any], train: TrainConfig) -> bool:
+    if ckpt.get("global_step", 0) >= train.max_steps:
+        return True
+    states = ckpt.get("callbacks", {})
+    return any(k.startswith("ThresholdStopping") and v.get("stopped") for k, v in states.items())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint written by this package (plain values and tensors only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def trainer_for(
+    train: TrainConfig,
+    ckpt_dir: Path,
+    logger: Any = False,
+    callbacks: Sequence[Callback] = (),
+    trainer_kwargs: dict[str, Any] | None = None,
+) -> L.Trainer:
+    """The Lightning Trainer ``fit_member``/``fit_stacked`` use (overridable by ``trainer_kwargs``)."""
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="{step}", save_last=True, every_n_train_steps=train.val_every
+    )
+    kwargs: dict[str, Any] = {
+        "max_steps": train.max_steps,
+        "val_check_interval": train.val_every,
+        "check_val_every_n_epoch": None,
+        "num_sanity_val_steps": 0,
+        "logger": logger,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        "default_root_dir": str(ckpt_dir),
+        "callbacks": [ThresholdStopping(), checkpoint, *callbacks],
+    }
+    kwargs.update(trainer_kwargs or {})
+    return L.Trainer(**kwargs)
+
+
+def fit_member(
+    *,
+    task: str,
+    model: HookedTransformerConfig,
+    correspondence: Correspondence,
+    train: TrainConfig,
+    ckpt_dir: Path,
+    logger: Any = False,
+    callbacks: Sequence[Callback] = (),
+    trainer_kwargs: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train one model with SIIT, checkpointing into ``ckpt_dir``; resume from ``last.ckpt``.
+
+    A finished checkpoint (max steps reached or thresholds met) is loaded without
+    training. Returns the model (eval, CPU) and held-out metrics (:func:`evaluate`)
+    plus ``steps`` and ``seconds`` (training wall time, summed over resumptions).
+    """
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    module = SIITModule(task=task, model=model, siit=train, correspondence=correspondence.to_dict())
+    last = ckpt_dir / "last.ckpt"
+    ckpt = load_checkpoint(last) if last.exists() else None
+    if ckpt is not None and _finished(ckpt, train):
+        module.load_state_dict(ckpt["state_dict"])
+        steps, seconds = int(ckpt["global_step"]), float(ckpt.get("interpeq_train_seconds", 0.0))
+    else:
+        data = SIITDataModule(
+            task=task, model=model, siit=train, correspondence=correspondence.to_dict()
+        )
+        trainer = trainer_for(train, ckpt_dir, logger, callbacks, trainer_kwargs)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if ckpt is not None else None)
+        trainer.save_checkpoint(last)
+        steps = trainer.global_step
+        seconds = module.train_seconds or time.perf_counter() - start
+    net = module.net.eval().cpu()
+    metrics = evaluate(net, task, correspondence, train)
+    metrics.update(steps=float(steps), seconds=float(seconds))
+    return FitResult(model=net, metrics=metrics)

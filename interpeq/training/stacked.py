@@ -1,0 +1,345 @@
+"""Train many same-architecture members as one stacked model (``torch.func.vmap``).
+
+Members' parameters are stacked along a leading member axis
+(``torch.func.stack_module_state``); one ``functional_call`` of a template model,
+vmapped over (parameters, batch, loss weights), runs :func:`siit_forward` for every
+member at once. Correspondences differ per member only through the per-row
+``select`` masks over the full component list, so one vmapped function serves all.
+
+Each member keeps its own init seed, data stream (the same stream ``fit_member``
+would draw, from its ``TrainConfig.seed``), task and correspondence. AdamW is
+elementwise, so summing member losses and stepping one optimiser over the stacked
+parameters is exactly per-member AdamW; gradient clipping is applied per member.
+Members must share every training hyper-parameter except ``seed`` and the loss
+weights. Training stops when every member meets the thresholds (or ``max_steps``);
+members that pass early keep training until then.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.utils.data import DataLoader
+from torchmetrics import Metric
+
+from interpeq.models import HookedTransformer, HookedTransformerConfig
+from interpeq.training.config import resolve_task
+from interpeq.training.correspondence import Correspondence
+from interpeq.training.datamodule import SIITSampler, _Stream
+from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for
+from interpeq.training.siit import (
+    METRICS,
+    PARTS,
+    SIITModule,
+    _thresholds_met,
+    accuracies,
+    siit_forward,
+)
+
+Member = tuple  # (task, correspondence, train) or (task, correspondence, train, model_config)
+
+
+class VectorMean(Metric):
+    """Per-member mean of values ``[members, n]`` (synchronised across processes)."""
+
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.add_state("total", torch.zeros(members, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros(members, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: Tensor) -> None:
+        self.total += values.flatten(1).sum(1).double()
+        self.count += values.flatten(1).shape[1]
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count.clamp(min=1)).float()
+
+
+def _member_configs(members: Sequence[Member], model: HookedTransformerConfig):
+    tasks, corrs, trains, cfgs = [], [], [], []
+    for i, member in enumerate(members):
+        if len(member) not in (3, 4):
+            raise ValueError(
+                f"member {i}: expected (task, correspondence, train[, model_config]), got {len(member)} items"
+            )
+        task, corr, train = member[:3]
+        cfg = member[3] if len(member) == 4 else model.replace(seed=train.seed)
+        if not cfg.same_architecture(model):
+            raise ValueError(
+                f"member {i}: architecture {cfg.to_dict()} differs from the stack's {model.to_dict()}"
+            )
+        tasks.append(task)
+        corrs.append(corr if isinstance(corr, Correspondence) else Correspondence(corr))
+        trains.append(train)
+        cfgs.append(cfg)
+    if not members:
+        raise ValueError("fit_stacked needs at least one member")
+    shared = [t.replace(seed=0, behaviour_weight=1, iit_weight=1, strict_weight=1) for t in trains]
+    bad = [i for i, s in enumerate(shared) if s != shared[0]]
+    if bad:
+        raise ValueError(
+            f"members {bad} differ from member 0 in training hyper-parameters other than seed/loss weights; "
+            "stack only members that share them"
+        )
+    return tasks, corrs, trains, cfgs
+
+
+class StackedSIITModule(L.LightningModule):
+    """SIIT for ``M`` members at once; member ``m``'s weights are ``param[m]``."""
+
+    def __init__(self, members: Sequence[Member], model: HookedTransformerConfig):
+        super().__init__()
+        self.tasks, self.corrs, self.trains, self.cfgs = _member_configs(members, model)
+        self.train_cfg = self.trains[0]
+        self.n_members = len(self.cfgs)
+        self.samplers = [
+            SIITSampler(resolve_task(t), cfg, c, tr)
+            for t, cfg, c, tr in zip(self.tasks, self.cfgs, self.corrs, self.trains, strict=True)
+        ]
+        nets = [HookedTransformer(cfg) for cfg in self.cfgs]
+        params, buffers = stack_module_state(nets)
+        self.names = list(params)
+        self.stacked = nn.ParameterList(
+            [nn.Parameter(params[n].detach().clone()) for n in self.names]
+        )
+        for i, (_name, buf) in enumerate(nets[0].named_buffers()):
+            self.register_buffer(f"buf{i}", buf.clone(), persistent=False)
+        self.buffer_names = [name for name, _ in nets[0].named_buffers()]
+        self.template = [copy.deepcopy(nets[0]).to("meta")]  # a list: not a submodule
+        self.components = nets[0].components()
+        self.register_buffer(
+            "weights",
+            torch.tensor(
+                [[t.behaviour_weight, t.iit_weight, t.strict_weight] for t in self.trains]
+            ),
+            persistent=False,
+        )
+        self.train_acc = VectorMean(self.n_members)
+        self.val_metrics = nn.ModuleDict({m: VectorMean(self.n_members) for m in METRICS})
+        self.train_seconds = 0.0
+        self._t0: float | None = None
+        self.start_step = 0
+
+    # ---- the vmapped step ----------------------------------------------------
+    def _buffer_state(self) -> dict[str, Tensor]:
+        return {name: getattr(self, f"buf{i}") for i, name in enumerate(self.buffer_names)}
+
+    def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        net = self.template[0]
+        buffers = self._buffer_state()
+
+        def member(
+            params: tuple[Tensor, ...], b: dict[str, Tensor], w: Tensor
+        ) -> dict[str, Tensor]:
+            state = {**dict(zip(self.names, params, strict=True)), **buffers}
+
+            def run(x: Tensor) -> Tensor:
+                return functional_call(net, state, (x,))
+
+            return siit_forward(net, run, b, self.components, w)
+
+        return vmap(member)(tuple(self.stacked), batch, self.weights)
+
+    def member_state_dict(self, m: int) -> dict[str, Tensor]:
+        """Member ``m``'s weights as an ordinary ``HookedTransformer`` state dict."""
+        return {n: p[m].detach().clone() for n, p in zip(self.names, self.stacked, strict=True)}
+
+    def unstack(self) -> list[HookedTransformer]:
+        out = []
+        for m, cfg in enumerate(self.cfgs):
+            net = HookedTransformer(cfg)
+            net.load_state_dict(self.member_state_dict(m))
+            out.append(net.to(self.device))
+        return out
+
+    # ---- Lightning -------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        out = self._step(batch)
+        for part in PARTS:
+            self.log(f"train/loss_{part}", out[f"loss_{part}"].detach().mean())
+        self.log("train/loss", out["loss"].detach().mean(), prog_bar=True)
+        self.last_losses = {k: v.detach() for k, v in out.items() if k.startswith("loss")}
+        tokens = torch.stack(
+            [accuracies(_index(out, m), _index(batch, m))["acc"][0] for m in range(self.n_members)]
+        )
+        self.train_acc.update(tokens)
+        return out["loss"].sum()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        acc = self.train_acc.compute()
+        self.train_acc.reset()
+        self.log("train/acc", acc.mean())
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        out = self._step(batch)
+        for metric in METRICS:
+            values = torch.stack(
+                [
+                    accuracies(_index(out, m), _index(batch, m))[metric][0]
+                    for m in range(self.n_members)
+                ]
+            )
+            self.val_metrics[metric].update(values)
+
+    def on_validation_epoch_end(self) -> None:
+        for metric in METRICS:
+            values = self.val_metrics[metric].compute()
+            self.val_metrics[metric].reset()
+            self.log(f"val/{metric}", values.min())  # the worst member
+            for m, v in enumerate(values):
+                self.log(f"val/{metric}/m{m}", v)
+
+    def thresholds_met(self, metrics: dict[str, Tensor]) -> bool:
+        return all(_thresholds_met(t, metrics, f"/m{m}") for m, t in enumerate(self.trains))
+
+    def configure_optimizers(self) -> Any:
+        t = self.train_cfg
+        opt = torch.optim.AdamW(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, t.lr_factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        clip = self.train_cfg.grad_clip
+        if not clip:
+            return
+        grads = [p.grad for p in self.stacked if p.grad is not None]
+        norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()  # [members]
+        coef = (clip / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.ndim - 1))))
+
+    # ---- data (the module is its own data source: one stream per member) -----
+    def train_batch(self, step: int) -> dict[str, Tensor]:
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        return _stack([s.train_batch(step, rank) for s in self.samplers])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Stream(self), batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        sets = [s.fixed_set(s.train.val_size, "val") for s in self.samplers]
+        return DataLoader(
+            [_stack(list(b)) for b in zip(*sets, strict=True)], batch_size=None, num_workers=0
+        )
+
+    def on_train_start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return self.train_seconds + (
+            time.perf_counter() - self._t0 if self._t0 is not None else 0.0
+        )
+
+    def on_train_end(self) -> None:
+        self.train_seconds, self._t0 = self._elapsed(), None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["interpeq_train_seconds"] = self._elapsed()
+        checkpoint["interpeq_data_step"] = self.trainer.global_step
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.train_seconds = float(checkpoint.get("interpeq_train_seconds", 0.0))
+        self.start_step = int(checkpoint.get("interpeq_data_step", 0))
+
+
+def _index(tree: dict[str, Tensor], m: int) -> dict[str, Tensor]:
+    return {k: v[m] for k, v in tree.items()}
+
+
+def _stack(batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def member_checkpoint(
+    module: StackedSIITModule, m: int, global_step: int, stopped: bool
+) -> dict[str, Any]:
+    """A checkpoint of member ``m`` in the format ``fit_member`` writes and reads."""
+    import lightning
+
+    single = SIITModule(
+        task=module.tasks[m],
+        model=module.cfgs[m],
+        siit=module.trains[m],
+        correspondence=module.corrs[m].to_dict(),
+    )
+    single.net.load_state_dict(module.member_state_dict(m))
+    return {
+        "epoch": 0,
+        "global_step": global_step,
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": {k: v.cpu() for k, v in single.state_dict().items()},
+        "hyper_parameters": dict(single.hparams),
+        "callbacks": {
+            "ThresholdStopping": {
+                "stopped": stopped,
+                "stopped_at": global_step if stopped else None,
+            }
+        },
+        "interpeq_train_seconds": module.train_seconds,
+        "interpeq_stacked": True,
+    }
+
+
+def fit_stacked(
+    members: Sequence[Member],
+    model: HookedTransformerConfig,
+    *,
+    ckpt_dir: Path,
+    member_dirs: Sequence[Path] | None = None,
+    logger: Any = False,
+    callbacks: Sequence[Callback] = (),
+    trainer_kwargs: dict[str, Any] | None = None,
+) -> list[FitResult]:
+    """Train ``members`` (each ``(task, correspondence, train[, model_config])``) stacked.
+
+    Without its own model config, member ``m`` is initialised from
+    ``model.replace(seed=train.seed)``. The stacked run checkpoints into
+    ``ckpt_dir/stacked`` (and resumes from its ``last.ckpt``); each member's final
+    weights are written as a ``fit_member``-style ``last.ckpt`` into
+    ``member_dirs[m]`` (default ``ckpt_dir/member<m>``). Returns one
+    :class:`FitResult` per member, with ordinary ``HookedTransformer`` models.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    module = StackedSIITModule(members, model)
+    dirs = (
+        [Path(d) for d in member_dirs]
+        if member_dirs
+        else [ckpt_dir / f"member{m}" for m in range(module.n_members)]
+    )
+    if len(dirs) != module.n_members:
+        raise ValueError(f"member_dirs has {len(dirs)} entries for {module.n_members} members")
+    stack_dir = ckpt_dir / "stacked"
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    last = stack_dir / "last.ckpt"
+    train = module.train_cfg
+    ckpt = load_checkpoint(last) if last.exists() else None
+    from interpeq.training.fit import _finished
+
+    if ckpt is not None and _finished(ckpt, train):
+        module.load_state_dict(ckpt["state_dict"])
+        module.on_load_checkpoint(ckpt)
+        steps = int(ckpt["global_step"])
+    else:
+        trainer = trainer_for(train, stack_dir, logger, callbacks, trainer_kwargs)
+        trainer.fit(module, ckpt_path=str(last) if ckpt is not None else None)
+        trainer.save_checkpoint(last)
+        steps = trainer.global_step
+    results = []
+    module = module.cpu()
+    for m, net in enumerate(module.unstack()):
+        dirs[m].mkdir(parents=True, exist_ok=True)
+        torch.save(member_checkpoint(module, m, steps, stopped=True), dirs[m] / "last.ckpt")
+        net = net.cpu().eval()
+        metrics = evaluate(net, module.tasks[m], module.corrs[m], module.trains[m])
+        metrics.update(steps=float(steps), seconds=float(module.train_seconds))
+        results.append(FitResult(model=net, metrics=metrics))
+    return results

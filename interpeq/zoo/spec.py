@@ -1,0 +1,227 @@
+"""Zoo specifications: a YAML file -> the list of members to train.
+
+A zoo names tasks (or composed algorithms, whose stages become tasks), seeds, and
+which of the four settings of SPEC section 6 to draw for each:
+
+- ``D``: fixed architecture and correspondence; only the seed varies;
+- ``A``: the architecture is drawn from ``architectures`` ranges (default correspondence);
+- ``C``: fixed architecture; the correspondence varies within each variable's layer;
+- ``B``: both vary.
+
+Every draw is seeded from ``(zoo name, task, setting, seed)`` with a stable hash, so
+the same YAML always yields the same members, in any process, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interpeq.models import HookedTransformerConfig
+
+SETTINGS = {
+    "D": "fixed architecture and correspondence, seed varies",
+    "A": "architecture varies",
+    "C": "correspondence varies within a layer",
+    "B": "architecture and correspondence vary",
+}
+ZOO_KEYS = {
+    "name",
+    "tasks",
+    "algorithms",
+    "seeds",
+    "settings",
+    "model",
+    "architectures",
+    "train",
+    "stacked",
+}
+ARCH_KEYS = {
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "d_head",
+    "d_mlp",
+    "act_fn",
+    "attention",
+    "normalization",
+}
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 31-bit seed from its parts, identical across processes (unlike ``hash``)."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One model to train: everything needed to reproduce it."""
+
+    zoo: str
+    task: str
+    setting: str
+    seed: int
+    model: HookedTransformerConfig
+    correspondence: Any  # interpeq.training.Correspondence
+    train: Any  # interpeq.training.TrainConfig
+
+    @property
+    def id(self) -> str:
+        return f"{self.task.replace('/', '.')}-{self.setting}-s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "zoo": self.zoo,
+            "task": self.task,
+            "setting": self.setting,
+            "seed": self.seed,
+            "model": self.model.to_dict(),
+            "correspondence": self.correspondence.to_dict(),
+            "train": self.train.to_dict(),
+        }
+
+
+@dataclass
+class ZooSpec:
+    name: str
+    tasks: list[str]
+    seeds: list[int]
+    settings: list[str]
+    model: dict[str, Any] = field(default_factory=dict)
+    architectures: dict[str, list[Any]] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    stacked: bool = True
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ZooSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"zoo config {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"zoo config {str(path)!r} is not valid YAML: {err}") from None
+        return cls.from_dict(data, default_name=path.stem)
+
+    @classmethod
+    def from_dict(cls, data: Any, default_name: str = "zoo") -> ZooSpec:
+        from interpeq.tasks import get_algorithm, list_algorithms, list_tasks
+        from interpeq.training import resolve_task
+
+        if not isinstance(data, dict):
+            raise ValueError(
+                "a zoo config must be a mapping with keys " + ", ".join(sorted(ZOO_KEYS))
+            )
+        unknown = sorted(set(data) - ZOO_KEYS)
+        if unknown:
+            raise ValueError(f"unknown zoo config keys {unknown}; valid keys: {sorted(ZOO_KEYS)}")
+        tasks = list(data.get("tasks") or [])
+        for name in tasks:
+            resolve_task(name)  # raises ValueError listing valid tasks
+        for name in data.get("algorithms") or []:
+            algo = get_algorithm(name)  # raises ValueError listing valid algorithms
+            tasks.extend(f"{name}/stage{k}" for k in range(len(algo.stages)))
+        if not tasks:
+            raise ValueError(
+                f"a zoo needs 'tasks' or 'algorithms'; tasks: {list_tasks()}; algorithms: {list_algorithms()}"
+            )
+        settings = [str(s).upper() for s in data.get("settings", ["D"])]
+        bad = [s for s in settings if s not in SETTINGS]
+        if bad:
+            raise ValueError(
+                f"unknown zoo setting(s) {bad}; valid: "
+                + "; ".join(f"{k} = {v}" for k, v in SETTINGS.items())
+            )
+        seeds = data.get("seeds", [0])
+        if isinstance(seeds, int):
+            seeds = list(range(seeds))
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ValueError(f"'seeds' must be a list of ints or a count, got {seeds!r}")
+        arch = dict(data.get("architectures") or {})
+        bad_arch = sorted(set(arch) - ARCH_KEYS)
+        if bad_arch:
+            raise ValueError(f"unknown architecture keys {bad_arch}; valid: {sorted(ARCH_KEYS)}")
+        if {"A", "B"} & set(settings) and not arch:
+            raise ValueError(
+                "settings A and B draw architectures: give 'architectures' ranges, e.g. {n_layers: [2, 3]}"
+            )
+        spec = cls(
+            name=str(data.get("name") or default_name),
+            tasks=tasks,
+            seeds=list(seeds),
+            settings=settings,
+            model=dict(data.get("model") or {}),
+            architectures={k: list(v) if isinstance(v, list) else [v] for k, v in arch.items()},
+            train=dict(data.get("train") or {}),
+            stacked=bool(data.get("stacked", True)),
+        )
+        spec.base_model()  # validate early, before any training is spent
+        from interpeq.training import TrainConfig
+
+        TrainConfig.from_dict({**spec.train, "seed": 0})
+        return spec
+
+    def base_model(self) -> HookedTransformerConfig:
+        return HookedTransformerConfig.from_dict(self.model)
+
+    def draw_architecture(self, task: str, setting: str, seed: int) -> HookedTransformerConfig:
+        """A seeded architecture from the ranges, different from the base when the ranges allow."""
+        base = self.base_model()
+        rng = random.Random(stable_seed(self.name, task, setting, seed, "arch"))
+        for _ in range(32):
+            changes = {
+                key: rng.choice(values) for key, values in sorted(self.architectures.items())
+            }
+            if "d_head" not in self.architectures and (
+                "d_model" in changes or "n_heads" in changes
+            ):
+                d_model = changes.get("d_model", base.d_model)
+                n_heads = changes.get("n_heads", base.n_heads)
+                changes["d_head"] = max(1, d_model // n_heads)
+            cfg = base.replace(**changes)
+            if not cfg.same_architecture(base):
+                return cfg
+        return cfg
+
+    def members(self) -> list[MemberSpec]:
+        from interpeq.training import (
+            TrainConfig,
+            default_correspondence,
+            resolve_task,
+            sample_correspondence,
+        )
+
+        out = []
+        for task_name in self.tasks:
+            task = resolve_task(task_name).task
+            for setting in self.settings:
+                for seed in self.seeds:
+                    member_seed = stable_seed(self.name, task_name, setting, seed)
+                    cfg = self.base_model()
+                    if setting in ("A", "B"):
+                        cfg = self.draw_architecture(task_name, setting, seed)
+                    cfg = cfg.replace(seed=member_seed)
+                    if setting == "C":
+                        corr = sample_correspondence(
+                            task,
+                            cfg,
+                            seed=member_seed,
+                            within_layer=default_correspondence(task, cfg),
+                        )
+                    elif setting == "B":
+                        corr = sample_correspondence(task, cfg, seed=member_seed)
+                    else:
+                        corr = default_correspondence(task, cfg)
+                    train = TrainConfig.from_dict({**self.train, "seed": member_seed})
+                    out.append(MemberSpec(self.name, task_name, setting, seed, cfg, corr, train))
+        ids = [m.id for m in out]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate member ids: list each task and seed once")
+        return out
