@@ -156,7 +156,12 @@ def fit_member(
         )
         trainer = trainer_for(train, ckpt_dir, logger, callbacks, trainer_kwargs)
         start = time.perf_counter()
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if ckpt is not None else None)
+        trainer.fit(
+            module,
+            datamodule=data,
+            ckpt_path=str(last) if ckpt is not None else None,
+            weights_only=True,
+        )
         trainer.save_checkpoint(last)
         steps = trainer.global_step
         seconds = module.train_seconds or time.perf_counter() - start

@@ -330,7 +330,7 @@ def fit_stacked(
         steps = int(ckpt["global_step"])
     else:
         trainer = trainer_for(train, stack_dir, logger, callbacks, trainer_kwargs)
-        trainer.fit(module, ckpt_path=str(last) if ckpt is not None else None)
+        trainer.fit(module, ckpt_path=str(last) if ckpt is not None else None, weights_only=True)
         trainer.save_checkpoint(last)
         steps = trainer.global_step
     results = []
