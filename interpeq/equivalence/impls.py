@@ -1,0 +1,174 @@
+"""Co-interpretive implementations by intervention (SPEC section 4, GetImpl).
+
+``co_implementations(model, correspondence, tokens, m, seed)`` -> ``[m, n, D]``: the
+representations of ``m`` variants of ``model``, each with a random nonempty subset
+of its *non-circuit* components resample-patched (all positions) from counterfactual
+inputs. Draw ``j``: every non-circuit component is included with probability
+``p_include`` (redrawn while the subset is empty); the counterfactual source of probe
+row ``i`` is row ``perm_j[i]`` of ``tokens`` for a random permutation ``perm_j`` (i.e.
+resampled from the other probe inputs). All draws come from
+``torch.Generator().manual_seed(seed)``. The ``m * n`` patched forwards run batched,
+a different component subset per row (``patch_hooks(..., select=...)``).
+
+``circuit_patches`` does the same with *circuit* components (for :func:`selectivity`).
+The circuit is read from ``correspondence``: a sequence of components or any object
+with a ``.circuit`` attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from interpeq.equivalence.representations import (
+    _check_tokens,
+    check_positions,
+    reduce_residuals,
+)
+from interpeq.models.components import Component, patch_hooks, required_hooks
+
+
+def circuit_of(correspondence) -> list[Component]:
+    """The circuit's components from a correspondence or a sequence of components."""
+    circuit = getattr(correspondence, "circuit", correspondence)
+    if isinstance(circuit, Component):
+        circuit = [circuit]
+    try:
+        comps = list(circuit)
+    except TypeError:
+        raise ValueError(
+            "correspondence must be a sequence of Components or have a .circuit attribute, "
+            f"got {type(correspondence).__name__}"
+        ) from None
+    out = []
+    for c in comps:
+        if isinstance(c, str):
+            c = Component.parse(c)
+        if not isinstance(c, Component):
+            raise ValueError(f"correspondence: {c!r} is not a Component")
+        out.append(c)
+    return out
+
+
+def co_implementations(
+    model,
+    correspondence,
+    tokens: Tensor,
+    m: int = 40,
+    seed: int = 0,
+    *,
+    p_include: float = 0.5,
+    layers: Sequence[int] | None = None,
+    positions: str | int = "mean",
+    apply_ln: bool = True,
+    include_bos: bool = False,
+    batch_size: int = 1024,
+) -> Tensor:
+    """``[m, n, D]`` representations of ``m`` non-circuit resample-patched variants."""
+    circuit = set(circuit_of(correspondence))
+    model.check_components(list(circuit))
+    pool = [c for c in model.components() if c not in circuit]
+    if not pool:
+        raise ValueError(
+            "correspondence: the circuit covers every component of the model, so there are "
+            "no non-circuit components to resample for co-implementations"
+        )
+    return _resampled(
+        model,
+        pool,
+        tokens,
+        m,
+        seed,
+        p_include,
+        layers,
+        positions,
+        apply_ln,
+        include_bos,
+        batch_size,
+    )
+
+
+def circuit_patches(
+    model,
+    correspondence,
+    tokens: Tensor,
+    m: int = 40,
+    seed: int = 0,
+    *,
+    p_include: float = 0.5,
+    layers: Sequence[int] | None = None,
+    positions: str | int = "mean",
+    apply_ln: bool = True,
+    include_bos: bool = False,
+    batch_size: int = 1024,
+) -> Tensor:
+    """``[m, n, D]`` representations with random subsets of *circuit* components patched."""
+    pool = sorted(set(circuit_of(correspondence)), key=lambda c: c.sort_key())
+    if not pool:
+        raise ValueError("correspondence: the circuit is empty")
+    model.check_components(pool)
+    return _resampled(
+        model,
+        pool,
+        tokens,
+        m,
+        seed,
+        p_include,
+        layers,
+        positions,
+        apply_ln,
+        include_bos,
+        batch_size,
+    )
+
+
+@torch.no_grad()
+def _resampled(
+    model, pool, tokens, m, seed, p_include, layers, positions, apply_ln, include_bos, batch_size
+) -> Tensor:
+    _check_tokens(tokens)
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"m must be a positive int, got {m!r}")
+    if not 0 < p_include <= 1:
+        raise ValueError(f"p_include must be in (0, 1], got {p_include!r}")
+    n = tokens.shape[0]
+    positions = check_positions(positions, tokens.shape[1], include_bos)
+    gen = torch.Generator().manual_seed(int(seed))
+    masks = torch.zeros(m, len(pool), dtype=torch.bool)
+    perms = torch.empty(m, n, dtype=torch.long)
+    for j in range(m):
+        while not masks[j].any():
+            masks[j] = torch.rand(len(pool), generator=gen) < p_include
+        perms[j] = torch.randperm(n, generator=gen)
+    names = model.residual_hook_names(layers)
+    device = tokens.device
+    draw = torch.arange(m).repeat_interleave(n)  # row r of the m*n batch = (draw, probe)
+    probe = torch.arange(n).repeat(m)
+    src_rows = perms[draw, probe]
+    was_training = model.training
+    model.eval()
+    try:
+        outs = []
+        for lo in range(0, m * n, batch_size):
+            sl = slice(lo, lo + batch_size)
+            base = tokens[probe[sl].to(device)]
+            source = tokens[src_rows[sl].to(device)]
+            _, src_cache = model.run_with_cache(source, names_filter=required_hooks(pool))
+            hooks = patch_hooks(src_cache, pool, masks[draw[sl]].to(device))
+            with model.hooks(hooks):
+                _, cache = model.run_with_cache(base, names_filter=names)
+            outs.append(
+                reduce_residuals(
+                    model,
+                    cache,
+                    names,
+                    positions=positions,
+                    apply_ln=apply_ln,
+                    include_bos=include_bos,
+                )
+            )
+    finally:
+        model.train(was_training)
+    return torch.cat(outs).float().reshape(m, n, -1)

@@ -1,0 +1,132 @@
+"""torchmetrics adapters: agreement with the functional core, batching, reset, plot, DDP."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from interpeq.equivalence import congruity, similarity
+from interpeq.metrics import InterpretiveEquivalence, RepresentationSimilarity
+
+SCRIPT = Path(__file__).with_name("ddp_script.py")
+
+
+def data(n=80, m=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 4, generator=g)
+    w = torch.randn(4, 8, generator=g)
+
+    def impl():
+        return z @ w + 0.5 * torch.randn(n, 8, generator=g)
+
+    return (
+        impl(),
+        torch.stack([impl() for _ in range(m)]),
+        impl(),
+        torch.stack([impl() for _ in range(m)]),
+    )
+
+
+def test_metric_matches_functional_and_batching():
+    a, ia, b, ib = data()
+    ref = congruity(a, ia, b, ib, alpha=0.3, seed=2)
+    metric = InterpretiveEquivalence(alpha=0.3, seed=2)
+    for lo in range(0, 80, 30):  # arrival order shuffled via indices
+        s = slice(lo, lo + 30)
+        metric.update(a[s], b[s], ia[:, s], ib[:, s], indices=torch.arange(80)[s])
+    out = metric.compute()
+    assert out["congruity"].item() == pytest.approx(ref.congruity)
+    assert out["p_value"].item() == pytest.approx(ref.p_value)
+    assert out["reject"].item() == ref.reject and out["n_samples"].item() == 80
+    # reversed batch order with indices: same numbers; without indices: fingerprint order
+    rev = InterpretiveEquivalence(alpha=0.3, seed=2)
+    rev2 = InterpretiveEquivalence(alpha=0.3, seed=2)
+    for lo in reversed(range(0, 80, 20)):
+        s = slice(lo, lo + 20)
+        rev.update(a[s], b[s], ia[:, s], ib[:, s], indices=torch.arange(80)[s])
+        rev2.update(a[s], b[s], ia[:, s], ib[:, s])
+    assert rev.compute()["d_ab"].item() == pytest.approx(out["d_ab"].item(), abs=1e-12)
+    fwd2 = InterpretiveEquivalence(alpha=0.3, seed=2)
+    fwd2.update(a, b, ia, ib)
+    assert fwd2.compute()["d_ab"].item() == pytest.approx(rev2.compute()["d_ab"].item(), abs=1e-12)
+    metric.reset()
+    with pytest.raises(ValueError, match="before any update"):
+        metric.compute()
+    assert (
+        InterpretiveEquivalence.higher_is_better and not InterpretiveEquivalence.is_differentiable
+    )
+    assert InterpretiveEquivalence.full_state_update is False
+
+
+def test_metric_bad_input_and_plot():
+    a, ia, b, ib = data()
+    metric = InterpretiveEquivalence()
+    with pytest.raises(ValueError, match="impls_a has 6 co-implementations but impls_b has 5"):
+        metric.update(a, b, ia, ib[:5])
+    with pytest.raises(ValueError, match="repr_b has 79 samples"):
+        metric.update(a, b[:79], ia, ib)
+    with pytest.raises(ValueError, match="indices has 3 entries"):
+        metric.update(a, b, ia, ib, indices=torch.arange(3))
+    metric = InterpretiveEquivalence(alpha=0.3)
+    metric.update(a, b, ia, ib)
+    fig, ax = metric.plot()
+    assert ax.get_ylabel() == "congruity"
+    vals = [metric.compute(), metric.compute()]
+    fig, ax = metric.plot(vals)
+    assert fig is ax.get_figure()
+
+
+def test_similarity_metric():
+    a, _, b, _ = data()
+    metric = RepresentationSimilarity()
+    metric.update(a[:40], b[:40], indices=torch.arange(40))
+    metric.update(a[40:], b[40:], indices=torch.arange(40, 80))
+    out = metric.compute()
+    assert out["similarity"].item() == pytest.approx(similarity(a, b), abs=1e-12)
+    cka = RepresentationSimilarity(method="cka")
+    cka.update(a, b)
+    assert 0 < cka.compute()["similarity"].item() <= 1
+    fig, ax = metric.plot()
+    with pytest.raises(ValueError, match="method"):
+        RepresentationSimilarity(method="rsa")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_equal_one(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from ddp_script import run
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    one = run(range(10))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+    }
+    env["OMP_NUM_THREADS"] = "1"
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(_free_port()), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results) == {"uneven", "even", "empty"}
+    for mode, two in results.items():
+        assert one["n_samples"] == two["n_samples"] == 100, mode  # padding duplicate once
+        for key, value in one.items():
+            assert two[key] == pytest.approx(value, abs=1e-9), (mode, key)
