@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "interpeq.zoo.runner:main",
         "train every member of a zoo YAML, resumably, into checkpoints/<zoo>/",
     ),
+    "compare": (
+        "interpeq.compare:main",
+        "pairwise congruity over a zoo's members, grouped by interpretation -> checkpoints/<zoo>/equivalence/",
+    ),
     "demo": ("interpeq.demo:main", "run the main job end to end on a small scale (CPU is enough)"),
 }
 

@@ -1,0 +1,412 @@
+"""``EquivalenceTracker``: congruity of the model being trained to reference groups, over training.
+
+``EquivalenceTracker(references, m=40, alpha=0.05, seed=0)``. ``references`` is
+
+* a mapping ``{group name: spec}``, or a spec / list of specs (then each reference
+  model's group is its task name);
+* a spec is a zoo member (``interpeq.zoo.Member``), a :class:`interpeq.zoo.Zoo` (all its
+  members), a path to a member folder (``member.json`` + ``model.safetensors``) or to a
+  zoo folder (all members), a zoo name under ``checkpoints/``, either with a selector
+  ``"<zoo>:task=algorithm_1,setting=D"`` (``task`` also matches every stage of an
+  algorithm), a dict ``{"zoo": ..., "task": ..., "setting": ...}``, or a
+  ``(model, correspondence)`` pair; or a list of these.
+
+Paths and zoo names are resolved when the tracker is built (a missing path is an
+error before anything trains). At ``setup`` (still before training) the references are
+checked against the trained model (same vocabulary and context length, else an error)
+and their representations and ``m`` co-implementations on the capture's probe set are
+computed once, with their co-implementation distances.
+
+At each capture of the :class:`ActivationCapture` in the trainer's callbacks (one is
+created with ``every_n_steps`` when there is none) the tracker computes the trained
+model's co-implementations (its own correspondence), congruity to every reference
+model (:func:`interpeq.compare.pairwise_congruity`, the same numbers as
+:func:`interpeq.equivalence.congruity`) and per group logs
+
+``equivalence/<group>/congruity`` (mean over the group's models),
+``.../congruity_ci_low``, ``.../congruity_ci_high`` (bootstrap CI over the models),
+``.../rejection_rate`` and ``.../similarity`` (mean ridge similarity)
+
+to every logger of the trainer, at the trainer's global step (stacked runs with more
+than one member: ``equivalence/<member>/<group>/...``). ``tracker.history`` keeps the
+curve. At the end of training it logs the final values (the W&B summary; other loggers
+a last row, keys ``equivalence_final/...``) and writes ``equivalence_curve.png`` and
+``equivalence_curve.json`` into ``save_dir`` (default: the capture's folder), logging
+the plot as an image to W&B.
+
+Rank 0 only under DDP (it works on the capture's records, which only rank 0 makes);
+loggers are Lightning loggers, themselves rank-zero-only. Logging never raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, model_configs
+from interpeq.equivalence import DEFAULT_M, group_summary
+
+DEFAULT_ROOT = Path("checkpoints")
+
+
+@dataclass
+class Reference:
+    id: str
+    group: str
+    model: Any  # HookedTransformer
+    correspondence: Any
+    task: str | None = None
+
+
+def _from_member(m: Any, group: str | None) -> Reference:
+    return Reference(m.id, group or m.task_name, m.model, m.correspondence, m.task_name)
+
+
+def _select(zoo: Any, task: str | None, setting: str | None, label: str) -> list:
+    members = zoo.select(task=task, setting=setting)
+    if not members:
+        raise ValueError(
+            f"reference {label!r}: no member of zoo {zoo.name!r} matches task={task!r}, setting={setting!r}; "
+            f"tasks there: {sorted({m.task_name for m in zoo})}, settings: {sorted({m.setting for m in zoo})}"
+        )
+    return members
+
+
+def _parse_selector(text: str, label: str) -> dict[str, str]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or key not in ("task", "setting"):
+            raise ValueError(
+                f"reference {label!r}: bad selector {part!r}; use task=<name>,setting=<D|A|C|B>"
+            )
+        out[key] = value
+    return out
+
+
+def _zoo_path(spec: str | Path, root: Path) -> Path | None:
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    if (root / str(spec)).is_dir():
+        return root / str(spec)
+    return None
+
+
+def _resolve_one(spec: Any, group: str | None, root: Path) -> list[Reference]:
+    from interpeq.zoo import Member, Zoo
+
+    if isinstance(spec, Member):
+        return [_from_member(spec, group)]
+    if isinstance(spec, Zoo):
+        return [_from_member(m, group) for m in spec]
+    if isinstance(spec, tuple) and len(spec) == 2 and hasattr(spec[0], "cfg"):
+        return [Reference(group or "reference", group or "reference", spec[0], spec[1])]
+    if isinstance(spec, Mapping):
+        if "zoo" not in spec:
+            raise ValueError(
+                f"reference {dict(spec)!r}: a dict needs a 'zoo' key (plus task/setting)"
+            )
+        path = _zoo_path(spec["zoo"], root)
+        if path is None:
+            raise ValueError(
+                f"reference zoo {spec['zoo']!r} does not exist (nor under {str(root)!r})"
+            )
+        zoo = Zoo.load(path)
+        return [
+            _from_member(m, group)
+            for m in _select(zoo, spec.get("task"), spec.get("setting"), str(spec))
+        ]
+    if isinstance(spec, (str, Path)):
+        text = str(spec)
+        selector: dict[str, str] = {}
+        head, sep, tail = text.rpartition(":")
+        if sep and "=" in tail:
+            text, selector = head, _parse_selector(tail, str(spec))
+        path = Path(text)
+        if path.is_dir() and (path / "member.json").is_file():
+            zoo = Zoo.load(path.parent)
+            return [_from_member(zoo[path.name], group)]
+        zpath = _zoo_path(text, root)
+        if zpath is None:
+            raise ValueError(
+                f"reference {str(spec)!r} does not exist: give a zoo member folder, a zoo folder, "
+                f"a zoo name under {str(root)!r} (optionally ':task=...,setting=...'), or a Member"
+            )
+        zoo = Zoo.load(zpath)
+        return [
+            _from_member(m, group)
+            for m in _select(zoo, selector.get("task"), selector.get("setting"), str(spec))
+        ]
+    if isinstance(spec, Sequence):
+        return [r for s in spec for r in _resolve_one(s, group, root)]
+    raise ValueError(
+        f"cannot use {type(spec).__name__} as a reference; give a path, zoo name, Member, Zoo, "
+        "dict(zoo=..., task=..., setting=...) or (model, correspondence)"
+    )
+
+
+def resolve_references(
+    references: Any, root: str | Path = DEFAULT_ROOT
+) -> dict[str, list[Reference]]:
+    """``{group: [Reference, ...]}`` from the accepted forms (see the module doc)."""
+    root = Path(root)
+    if isinstance(references, Mapping) and "zoo" not in references:
+        refs = [r for g, spec in references.items() for r in _resolve_one(spec, str(g), root)]
+    else:
+        refs = _resolve_one(references, None, root)
+    if not refs:
+        raise ValueError("no reference models given")
+    groups: dict[str, list[Reference]] = {}
+    for r in refs:
+        if "/" in r.group:
+            r.group = r.group.replace("/", ".")
+        groups.setdefault(r.group, []).append(r)
+    return groups
+
+
+class EquivalenceTracker(Callback):
+    """Log the equivalence curve of the model being trained; see the module doc."""
+
+    def __init__(
+        self,
+        references: Any,
+        *,
+        m: int = DEFAULT_M,
+        alpha: float = 0.05,
+        seed: int = 0,
+        one_sided: bool = False,
+        n_boot: int = 1000,
+        every_n_steps: int = 500,
+        capture: ActivationCapture | None = None,
+        save_dir: str | Path | None = None,
+        plot: bool = True,
+        root: str | Path = DEFAULT_ROOT,
+    ) -> None:
+        super().__init__()
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"m must be a positive int, got {m!r}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        if (
+            isinstance(every_n_steps, bool)
+            or not isinstance(every_n_steps, int)
+            or every_n_steps <= 0
+        ):
+            raise ValueError(f"every_n_steps must be a positive int, got {every_n_steps!r}")
+        self.groups = resolve_references(references, root)
+        self.m, self.alpha, self.seed, self.one_sided, self.n_boot = (
+            m,
+            alpha,
+            seed,
+            one_sided,
+            n_boot,
+        )
+        self.every_n_steps = every_n_steps
+        self.capture = capture
+        self._own_capture = False
+        self.save_dir = Path(save_dir) if save_dir is not None else None
+        self.plot = plot
+        self.ref_units: list = []
+        self.history: dict[str, dict[str, list[dict[str, float]]]] = {}
+        self.seconds = 0.0
+
+    # -- setup: find the capture, check and precompute the references ---------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if self.capture is None:
+            found = [c for c in trainer.callbacks if isinstance(c, ActivationCapture)]
+            if found:
+                self.capture = found[0]
+            else:
+                self.capture = ActivationCapture(self.every_n_steps, save_dir=self.save_dir)
+                self._own_capture = True
+        if self._own_capture:
+            self.capture.setup(trainer, pl_module, stage)
+        self.capture.request_impls(self.m, self.seed)
+        self.capture.add_listener(self._on_capture)
+        tokens = self.capture.probes(pl_module)
+        cfgs = model_configs(pl_module)
+        for group, refs in self.groups.items():
+            for r in refs:
+                rc = r.model.cfg
+                for cfg in cfgs:
+                    if (rc.d_vocab, rc.n_ctx, rc.d_vocab_out) != (
+                        cfg.d_vocab,
+                        cfg.n_ctx,
+                        cfg.d_vocab_out,
+                    ):
+                        raise ValueError(
+                            f"reference {r.id!r} (group {group!r}, task {r.task}) has vocabulary "
+                            f"{rc.d_vocab} -> {rc.d_vocab_out}, context {rc.n_ctx}, but the trained model has "
+                            f"{cfg.d_vocab} -> {cfg.d_vocab_out}, context {cfg.n_ctx}: congruity needs both "
+                            "models on the same probe inputs"
+                        )
+                if int(tokens.max()) >= rc.d_vocab:
+                    raise ValueError(
+                        f"reference {r.id!r}: probe tokens exceed its vocabulary {rc.d_vocab}"
+                    )
+        if trainer.is_global_zero and not self.ref_units:
+            from interpeq.compare import ModelUnit, compute_unit, self_distances
+
+            for group, refs in self.groups.items():
+                for r in refs:
+                    u = compute_unit(
+                        ModelUnit(r.id, group, [r.model], [r.correspondence], [r.task or group]),
+                        tokens,
+                        self.m,
+                        self.seed,
+                    )
+                    self_distances(u, seed=self.seed)
+                    self.ref_units.append(u)
+
+    # forward the capture's hooks when the tracker made its own
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._own_capture:
+            self.capture.on_train_start(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._own_capture:
+            self.capture.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._own_capture:
+            self.capture.on_train_epoch_end(trainer, pl_module)
+
+    # -- each capture -------------------------------------------------------------
+    def evaluate(self, record: CaptureRecord) -> dict[str, dict[str, float]]:
+        """Per group: congruity mean, CI, rejection rate, mean similarity for one capture."""
+        from interpeq.compare import Unit, pairwise_congruity
+
+        me = Unit(record.member_id, "trained", record.reprs, record.impls)
+        units = [me, *self.ref_units]
+        rows = pairwise_congruity(
+            units,
+            [(0, k) for k in range(1, len(units))],
+            alpha=self.alpha,
+            seed=self.seed,
+            one_sided=self.one_sided,
+        )
+        out = {}
+        for group in self.groups:
+            rs = [r for r in rows if r["group_b"] == group]
+            s = group_summary(rs, n_boot=self.n_boot, seed=self.seed)
+            out[group] = {
+                "congruity": s.mean_congruity,
+                "congruity_ci_low": s.ci_low,
+                "congruity_ci_high": s.ci_high,
+                "rejection_rate": s.rejection_rate,
+                "similarity": sum(r["similarity"] for r in rs) / len(rs),
+            }
+        return out
+
+    def _prefix(self, member_id: str, n_members: int) -> str:
+        return "equivalence/" if n_members == 1 else f"equivalence/{member_id}/"
+
+    def _on_capture(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, records: list[CaptureRecord]
+    ) -> None:
+        import time
+
+        from interpeq.report import log_metrics
+
+        t0 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        for rec in records:
+            if rec.impls is None:
+                continue
+            values = self.evaluate(rec)
+            curve = self.history.setdefault(rec.member_id, {})
+            prefix = self._prefix(rec.member_id, len(records))
+            for group, v in values.items():
+                curve.setdefault(group, []).append({"step": rec.step, **v})
+                for k, x in v.items():
+                    metrics[f"{prefix}{group}/{k}"] = float(x)
+        self.seconds += time.perf_counter() - t0
+        log_metrics(trainer.loggers, metrics, step=trainer.global_step)
+
+    # -- the end --------------------------------------------------------------------
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._own_capture:
+            self.capture.on_train_end(trainer, pl_module)
+        else:
+            self.capture.capture(trainer, pl_module)  # no-op when this step was captured
+        if not trainer.is_global_zero or not self.history:
+            return
+        from interpeq.report import equivalence_curves, log_image, log_summary, log_table
+
+        final: dict[str, float] = {}
+        n = len(self.history)
+        for member, curve in self.history.items():
+            prefix = self._prefix(member, n).replace("equivalence/", "equivalence_final/", 1)
+            for group, rows in curve.items():
+                for k, v in rows[-1].items():
+                    if k != "step":
+                        final[f"{prefix}{group}/{k}"] = v
+        out = self.save_dir or self.capture.out_dir(trainer)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "equivalence_curve.json").write_text(json.dumps(self.history, indent=1))
+        table = [
+            [
+                member,
+                group,
+                r["step"],
+                r["congruity"],
+                r["congruity_ci_low"],
+                r["congruity_ci_high"],
+                r["rejection_rate"],
+                r["similarity"],
+            ]  # fmt: skip
+            for member, curve in self.history.items()
+            for group, rows in curve.items()
+            for r in rows
+        ]
+        for lg in trainer.loggers:
+            log_summary(lg, final)
+            log_table(
+                lg,
+                "equivalence/curve",
+                [
+                    "member",
+                    "group",
+                    "step",
+                    "congruity",
+                    "ci_low",
+                    "ci_high",
+                    "rejection_rate",
+                    "similarity",
+                ],
+                table,
+            )
+        if self.plot:
+            for member, curve in self.history.items():
+                name = "equivalence_curve.png" if n == 1 else f"equivalence_curve_{member}.png"
+                rows = {
+                    g: [
+                        {
+                            "step": r["step"],
+                            "congruity": r["congruity"],
+                            "ci_low": r["congruity_ci_low"],
+                            "ci_high": r["congruity_ci_high"],
+                            "rejection_rate": r["rejection_rate"],
+                        }  # fmt: skip
+                        for r in rs
+                    ]
+                    for g, rs in curve.items()
+                }
+                path = equivalence_curves(rows, out / name, title=f"equivalence curve of {member}")
+                for lg in trainer.loggers:
+                    log_image(lg, "equivalence/curve_plot" + ("" if n == 1 else f"/{member}"), path)
+
+    def curve(self, member: str | None = None) -> dict[str, list[dict[str, float]]]:
+        """The curve of ``member`` (default: the only/first member): ``{group: [rows]}``."""
+        if not self.history:
+            return {}
+        return self.history[member or next(iter(self.history))]

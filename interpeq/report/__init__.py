@@ -1,0 +1,36 @@
+"""Reports: figures (congruity heatmaps, equivalence curves) and logging (W&B / CSV)."""
+
+from interpeq.report.plots import congruity_heatmap, equivalence_curves
+from interpeq.report.wandb import (
+    LOGGER_KINDS,
+    SafeCSVLogger,
+    SafeWandbLogger,
+    log_image,
+    log_metrics,
+    log_summary,
+    log_table,
+    make_logger,
+    member_tags,
+    offline_runs,
+    read_offline_run,
+    safe_call,
+    wandb_mode,
+)
+
+__all__ = [
+    "LOGGER_KINDS",
+    "SafeCSVLogger",
+    "SafeWandbLogger",
+    "congruity_heatmap",
+    "equivalence_curves",
+    "log_image",
+    "log_metrics",
+    "log_summary",
+    "log_table",
+    "make_logger",
+    "member_tags",
+    "offline_runs",
+    "read_offline_run",
+    "safe_call",
+    "wandb_mode",
+]

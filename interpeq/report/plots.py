@@ -1,0 +1,161 @@
+"""Figures: the congruity heatmap (members grouped by interpretation) and equivalence curves.
+
+Both write a PNG with matplotlib's non-interactive ``Agg`` backend (no display needed)
+and return the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _spans(groups: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Contiguous runs ``(group, start, stop)`` of a group-sorted label list."""
+    spans: list[tuple[str, int, int]] = []
+    for i, g in enumerate(groups):
+        if spans and spans[-1][0] == g:
+            spans[-1] = (g, spans[-1][1], i + 1)
+        else:
+            spans.append((g, i, i + 1))
+    return spans
+
+
+def congruity_heatmap(
+    matrix: np.ndarray,
+    row_groups: Sequence[str],
+    col_groups: Sequence[str],
+    path: str | Path,
+    *,
+    group_stats: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    title: str = "congruity",
+    row_label: str = "",
+    col_label: str = "",
+) -> Path:
+    """Two panels: the pairwise congruity matrix (rows/columns sorted by group, group
+    labels and separators on the axes, blank diagonal/NaN cells) and the group-pair
+    table (mean congruity, bootstrap CI, rejection rate)."""
+    plt = _plt()
+    matrix = np.asarray(matrix, dtype=float)
+    rs, cs = _spans(row_groups), _spans(col_groups)
+    with_groups = bool(group_stats)
+    fig, axes = plt.subplots(
+        1,
+        2 if with_groups else 1,
+        figsize=(13 if with_groups else 7, 6),
+        gridspec_kw={"width_ratios": [1.15, 1]} if with_groups else None,
+        squeeze=False,
+    )
+    ax = axes[0, 0]
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for _, start, _ in rs[1:]:
+        ax.axhline(start - 0.5, color="white", lw=2.5)
+    for _, start, _ in cs[1:]:
+        ax.axvline(start - 0.5, color="white", lw=2.5)
+    ax.set_yticks([(a + b - 1) / 2 for _, a, b in rs], [g for g, _, _ in rs])
+    ax.set_xticks(
+        [(a + b - 1) / 2 for _, a, b in cs], [g for g, _, _ in cs], rotation=30, ha="right"
+    )
+    ax.tick_params(length=0)
+    if matrix.size <= 400:  # values readable up to 20 x 20
+        for i in range(matrix.shape[0]):
+            for j in range(matrix.shape[1]):
+                if np.isfinite(matrix[i, j]):
+                    v = matrix[i, j]
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if v > 0.6 else "white")  # fmt: skip
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.set_title(f"{title}: every pair ({matrix.shape[0]} x {matrix.shape[1]})")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="congruity (1 = equivalent)")
+    if with_groups:
+        gx = axes[0, 1]
+        rg = [g for g, _, _ in rs]
+        cg = [g for g, _, _ in cs]
+        gm = np.full((len(rg), len(cg)), np.nan)
+        for i, a in enumerate(rg):
+            for j, b in enumerate(cg):
+                st = group_stats.get((a, b)) or group_stats.get((b, a))
+                if st:
+                    gm[i, j] = st["mean_congruity"]
+                    v = st["mean_congruity"]
+                    gx.text(
+                        j,
+                        i,
+                        f"{v:.2f}\n[{st['ci_low']:.2f}, {st['ci_high']:.2f}]\n"
+                        f"reject {100 * st['rejection_rate']:.0f}%\n{st['n_pairs']} pairs",
+                        ha="center",
+                        va="center",
+                        fontsize=9,
+                        color="black" if v > 0.6 else "white",
+                    )
+        gx.imshow(np.ma.masked_invalid(gm), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        gx.set_yticks(range(len(rg)), rg)
+        gx.set_xticks(range(len(cg)), cg, rotation=30, ha="right")
+        gx.tick_params(length=0)
+        gx.set_title("group pairs: mean congruity [95% CI], rejection rate")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def equivalence_curves(
+    curves: Mapping[str, Sequence[Mapping[str, float]]],
+    path: str | Path,
+    *,
+    title: str = "equivalence curve",
+) -> Path:
+    """One line per reference group: mean congruity against the training step, with its
+    bootstrap CI as a band; the rejection rate dashed on the same axis.
+
+    ``curves[ref]`` is a list of ``{"step", "congruity", "ci_low", "ci_high",
+    "rejection_rate"}`` rows.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k, (ref, rows) in enumerate(curves.items()):
+        if not rows:
+            continue
+        color = f"C{k % 10}"
+        step = [r["step"] for r in rows]
+        ax.plot(step, [r["congruity"] for r in rows], "-o", ms=3, color=color, label=ref)
+        ax.fill_between(
+            step, [r["ci_low"] for r in rows], [r["ci_high"] for r in rows], color=color, alpha=0.2
+        )
+        ax.plot(
+            step,
+            [r["rejection_rate"] for r in rows],
+            "--",
+            color=color,
+            lw=1,
+            label=f"{ref} (rejection rate)",
+        )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("congruity to reference group")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
