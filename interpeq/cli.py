@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 # name -> (module:function taking argv, one-line help)
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] not in SUBCOMMANDS:
         parser.error(f"unknown command {argv[0]!r}; choose one of {sorted(SUBCOMMANDS)}")
+    if not os.environ.get("INTERPEQ_VERBOSE"):
+        # Lightning's banners (GPU available, tips, checkpoint notices) drown the progress
+        # bars of zoo runs; warnings and errors still show. INTERPEQ_VERBOSE=1 restores them.
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     target, _ = SUBCOMMANDS[argv[0]]
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
