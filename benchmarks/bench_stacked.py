@@ -1,12 +1,25 @@
 """Stacked vs one-after-another SIIT training of same-architecture members.
 
-    python benchmarks/bench_stacked.py                  # 8 members, CPU
-    python benchmarks/bench_stacked.py --device cuda --steps 50
+    python benchmarks/bench_stacked.py                  # 8 members, CPU, batch 128 and 32
+    python benchmarks/bench_stacked.py --device cuda --steps 50 --batch-sizes 128
 
-Both sides run the same optimiser steps (forward, backward, AdamW, per-member
+Every side runs the same optimiser steps (forward, backward, AdamW, per-member
 clipping) on the same batches; batches are drawn beforehand so the ratio measures
-training compute. Prints the throughput ratio (goal: >= 3x on CPU, >= 10x on GPU)
-and checks that the stacked members' step-1 losses equal the sequential ones.
+training compute. Four ways to train 8 members:
+
+* ``seq hooks``: one ``SIITModule`` after another (``siit_forward`` through hooks,
+  what ``fit_member`` runs);
+* ``seq fused``: one member at a time through the fused step
+  (:mod:`interpeq.training.fused` with ``M = 1``): the like-with-like baseline;
+* ``stacked vmap``: ``torch.func.vmap`` over ``siit_forward`` (``impl="vmap"``);
+* ``stacked fused``: all members in one fused step (``fit_stacked``'s default).
+
+The headline ratio is ``stacked fused`` over the better sequential path (goal
+>= 3x on CPU, >= 10x on GPU). Step-1 losses of every stacked member must equal the
+sequential ones. To show how far a CPU can go, the benchmark also prints the
+step's FLOPs (counted with ``torch.utils.flop_counter`` on the fused step) and the
+throughput this CPU reaches on a plain batched matmul of the model's largest shape:
+if the sequential path already runs near that rate, stacking cannot win much.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ import argparse
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from interpeq.models import HookedTransformerConfig
 from interpeq.tasks import list_tasks
@@ -22,21 +36,26 @@ from interpeq.training import SIITModule, TrainConfig, resolve_task, sample_corr
 from interpeq.training.stacked import StackedSIITModule, _stack
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--members", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+def matmul_rate(m: int, rows: int, d_in: int, d_out: int, device: torch.device) -> float:
+    """GFLOP/s of ``bmm([m, rows, d_in], [m, d_in, d_out])`` (the MLP's shape), forward only."""
+    a = torch.randn(m, rows, d_in, device=device)
+    w = torch.randn(m, d_in, d_out, device=device)
+    for _ in range(3):
+        torch.bmm(a, w)
+    reps = 20
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        torch.bmm(a, w)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * m * rows * d_in * d_out * reps / (time.perf_counter() - start) / 1e9
+
+
+def bench(args, batch_size: int, device: torch.device) -> dict[str, float]:
     model = HookedTransformerConfig()
-    train = TrainConfig(batch_size=args.batch_size, max_steps=1000)
+    train = TrainConfig(batch_size=batch_size, max_steps=1000)
     tasks = list_tasks(kind="task")
     members = []
     for m in range(args.members):
@@ -45,6 +64,7 @@ def main() -> None:
         members.append((task, corr, train.replace(seed=m)))
 
     stacked = StackedSIITModule(members, model).to(device)
+    stacked_vmap = StackedSIITModule(members, model, impl="vmap").to(device)
     batches = [
         [{k: v.to(device) for k, v in s.train_batch(step).items()} for s in stacked.samplers]
         for step in range(args.steps)
@@ -55,61 +75,118 @@ def main() -> None:
         ).to(device)
         for t, c, tr in members
     ]
+    for single in singles:
+        single.impl = "hooks"  # the reference path (SIITModule's default is the fused step)
+    ones = [StackedSIITModule([mem], model).to(device) for mem in members]
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def run_sequential() -> tuple[float, list[float]]:
-        first = []
-        sync()
-        start = time.perf_counter()
-        for m, module in enumerate(singles):
-            opt = module.configure_optimizers()["optimizer"]
-            for step in range(args.steps):
-                out = module._step(batches[step][m])
-                if step == 0:
-                    first.append(float(out["loss"].detach()))
-                opt.zero_grad()
-                out["loss"].backward()
-                module.on_before_optimizer_step(opt)
-                opt.step()
-        sync()
-        return time.perf_counter() - start, first
-
-    def run_stacked() -> tuple[float, list[float]]:
-        opt = stacked.configure_optimizers()["optimizer"]
-        first = []
-        sync()
-        start = time.perf_counter()
+    def train_loop(module, get_batch) -> tuple[float, list[float]]:
+        opt = module.configure_optimizers()["optimizer"]
+        first: list[float] = []
         for step in range(args.steps):
-            out = stacked._step(_stack(batches[step]))
+            out = module._step(get_batch(step))
             if step == 0:
-                first = out["loss"].detach().tolist()
+                first = out["loss"].detach().reshape(-1).tolist()
             opt.zero_grad()
             out["loss"].sum().backward()
-            stacked.on_before_optimizer_step(opt)
+            module.on_before_optimizer_step(opt)
             opt.step()
+        return first
+
+    def timed(fn) -> tuple[float, list[float]]:
+        sync()
+        start = time.perf_counter()
+        first = fn()
         sync()
         return time.perf_counter() - start, first
 
-    # warm-up (allocator, vmap tracing caches) on copies of the step, not timed
-    stacked._step(_stack(batches[0]))
+    def seq_hooks() -> list[float]:
+        return [
+            x for m, s in enumerate(singles) for x in train_loop(s, lambda k, m=m: batches[k][m])
+        ]
+
+    def seq_fused() -> list[float]:
+        return [
+            x
+            for m, s in enumerate(ones)
+            for x in train_loop(s, lambda k, m=m: _stack([batches[k][m]]))
+        ]
+
+    def stk(module):
+        return lambda: train_loop(module, lambda k: _stack(batches[k]))
+
+    # warm-up (allocator, vmap caches), not timed
+    for module, b in ((stacked, _stack(batches[0])), (stacked_vmap, _stack(batches[0]))):
+        module._step(b)
     singles[0]._step(batches[0][0])
-    t_seq, loss_seq = run_sequential()
-    t_stk, loss_stk = run_stacked()
-    ok = torch.allclose(torch.tensor(loss_seq), torch.tensor(loss_stk), rtol=1e-5, atol=1e-5)
+    ones[0]._step(_stack([batches[0][0]]))
+    res = {}
+    res["seq hooks"], loss_seq = timed(seq_hooks)
+    res["seq fused"], loss_one = timed(seq_fused)
+    res["stacked vmap"], loss_vmap = timed(stk(stacked_vmap))
+    res["stacked fused"], loss_stk = timed(stk(stacked))
+    ref = torch.tensor(loss_seq)
+    for name, losses in (
+        ("seq fused", loss_one),
+        ("stacked vmap", loss_vmap),
+        ("stacked fused", loss_stk),
+    ):
+        ok = torch.allclose(ref, torch.tensor(losses), rtol=1e-5, atol=1e-5)
+        print(f"  step-1 losses of {name} equal seq hooks: {ok}")
+        assert ok, f"{name} step-1 losses differ from sequential ones: {losses} vs {loss_seq}"
+
+    # FLOPs of one member-step (forward + backward of the fused step) and the CPU's matmul rate
+    one = ones[0]
+    with FlopCounterMode(display=False) as counter:
+        one._step(_stack([batches[0][0]]))["loss"].sum().backward()
+    one.zero_grad()
+    flops = counter.get_total_flops()
+    rows = 3 * batch_size * 11
+    rate_1 = matmul_rate(1, rows, model.d_model, model.d_mlp, device)
+    rate_m = matmul_rate(args.members, rows, model.d_model, model.d_mlp, device)
     steps = args.members * args.steps
     print(
-        f"device {device}, {args.members} members x {args.steps} steps, batch {args.batch_size}, threads {torch.get_num_threads()}"
+        f"batch {batch_size}: {args.members} members x {args.steps} steps, threads {torch.get_num_threads()}, "
+        f"{flops / 1e9:.2f} GFLOP per member-step"
     )
-    print(f"sequential: {t_seq:.2f} s ({steps / t_seq:.1f} member-steps/s)")
-    print(f"stacked:    {t_stk:.2f} s ({steps / t_stk:.1f} member-steps/s)")
-    print(f"throughput ratio stacked/sequential: {t_seq / t_stk:.2f}x")
-    print(f"step-1 losses sequential {[round(x, 5) for x in loss_seq]}")
-    print(f"step-1 losses stacked    {[round(x, 5) for x in loss_stk]}")
-    print(f"step-1 losses match: {ok}")
-    assert ok, "stacked step-1 losses differ from sequential ones"
+    for name, t in res.items():
+        print(
+            f"  {name:14s} {t:7.2f} s  {steps / t:6.1f} member-steps/s  {flops * steps / t / 1e9:6.1f} GFLOP/s"
+        )
+    best_seq = min(res["seq hooks"], res["seq fused"])
+    print(
+        f"  bmm [{1}x{rows}x{model.d_model}]@[{model.d_model}x{model.d_mlp}]: {rate_1:.1f} GFLOP/s; "
+        f"stacked x{args.members}: {rate_m:.1f} GFLOP/s"
+    )
+    print(
+        f"  ratio stacked fused / best sequential: {best_seq / res['stacked fused']:.2f}x "
+        f"(vs seq hooks {res['seq hooks'] / res['stacked fused']:.2f}x, "
+        f"stacked vmap / seq hooks {res['seq hooks'] / res['stacked vmap']:.2f}x); "
+        f"ceiling if the stacked step ran at the stacked-bmm rate: "
+        f"{rate_m / (flops * steps / best_seq / 1e9):.2f}x",
+        flush=True,
+    )
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-sizes", default="128,32")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    for bs in (int(b) for b in args.batch_sizes.split(",")):
+        bench(args, bs, device)
 
 
 if __name__ == "__main__":

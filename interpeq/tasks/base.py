@@ -60,7 +60,9 @@ class Variable:
     ``fn(*parent_values)`` returns a batched tensor. ``kind`` says which low-level
     component type the variable may be aligned to: ``"attn"`` (an attention head:
     moves or counts information across positions), ``"mlp"`` (a per-position
-    map) or ``"any"``.
+    map) or ``"any"``. ``heads`` is how many attention heads (of one layer) a
+    default correspondence aligns to the variable when it sits on heads: a hint
+    for variables one head cannot carry (e.g. a sort's ``rank``).
     """
 
     name: str
@@ -68,10 +70,15 @@ class Variable:
     fn: Callable[..., Tensor] = field(repr=False)
     kind: str = "any"
     doc: str = ""
+    heads: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"variable {self.name!r}: kind {self.kind!r} not in {KINDS}")
+        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
+            raise ValueError(
+                f"variable {self.name!r}: heads must be an int >= 1, got {self.heads!r}"
+            )
         if not self.parents:
             raise ValueError(f"variable {self.name!r} has no parents")
 

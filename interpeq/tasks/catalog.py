@@ -143,8 +143,12 @@ def _sort(descending: bool) -> Builder:
                 "target slot of x_i: #{j: x_j "
                 + (">" if descending else "<")
                 + " x_i} + #{j < i: x_j = x_i}",
+                # one head cannot carry a stable rank that a later head can route on
+                # (sort_ascending, 1000 steps: held-out IIA 0.62 with rank on 1 head and
+                # output on 1; 0.90 with rank on 4 heads and output on 2)
+                heads=4,
             ),
-            Variable("output", ("x", "rank"), place, "attn", "y_rank[i] = x_i"),
+            Variable("output", ("x", "rank"), place, "attn", "y_rank[i] = x_i", heads=2),
         ]
 
     return build

@@ -4,6 +4,7 @@ from interpeq.training.config import TrainConfig, TrainingTask, resolve_task
 from interpeq.training.correspondence import (
     Correspondence,
     default_correspondence,
+    heads_needed,
     model_components,
     sample_correspondence,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "default_correspondence",
     "evaluate",
     "fit_member",
+    "heads_needed",
     "model_components",
     "resolve_task",
     "sample_correspondence",

@@ -204,18 +204,50 @@ def _aligned_names(task, include_output: bool) -> list[str]:
     return names + [OUTPUT] if include_output else names
 
 
+HeadCounts = int | Mapping[str, int] | None
+
+
+def heads_needed(task, cfg: HookedTransformerConfig, var: str, heads: HeadCounts = None) -> int:
+    """How many heads (of one layer) ``var`` takes when aligned to attention heads.
+
+    ``heads=None``: the variable's declared ``Variable.heads`` (the task's hint: 4 for
+    a sort's ``rank``, 2 for its ``output``, else 1), capped at ``cfg.n_heads`` so that
+    narrower architectures still fit. An int applies to every variable (not capped); a mapping
+    ``variable -> count`` overrides the declared count of the variables it names.
+    """
+    if isinstance(heads, Mapping):
+        if var in heads:
+            return _check_count(var, heads[var])
+        heads = None
+    if heads is None:
+        return max(1, min(int(getattr(task.model[var], "heads", 1)), cfg.n_heads))
+    return _check_count(var, heads)
+
+
+def _check_count(var: str, count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"head count for variable {var!r} must be an int >= 1, got {count!r}")
+    return count
+
+
 def default_correspondence(
-    task, cfg: HookedTransformerConfig, heads_per_variable: int = 1, include_output: bool = True
+    task,
+    cfg: HookedTransformerConfig,
+    heads_per_variable: HeadCounts = None,
+    include_output: bool = True,
 ) -> Correspondence:
     """The deterministic earliest-fit correspondence (zoo setting D).
 
     Variables in causal order take the earliest stage the depth rule allows, and the
     lowest-numbered free head(s) there (``any`` variables prefer a head on a tie).
+    How many heads a variable takes is :func:`heads_needed` (default: the task's
+    per-variable ``Variable.heads``; an int or a ``{variable: count}`` mapping overrides).
     """
     mapping: dict[str, list[Component]] = {}
     used: set[Component] = set()
     for var in _aligned_names(task, include_output):
         v = task.model[var]
+        k = heads_needed(task, cfg, var, heads_per_variable)
         min_stage = 1 + max(
             (stage(c) for p in v.parents if p in mapping for c in mapping[p]), default=-1
         )
@@ -223,10 +255,18 @@ def default_correspondence(
         for c in _candidates(v.kind, cfg, min_stage):
             if c in used or (chosen and (c.kind != chosen[0].kind or c.layer != chosen[0].layer)):
                 continue
+            if c.kind == "attn" and not chosen:
+                free = [
+                    h
+                    for h in _candidates("attn", cfg, stage(c))
+                    if h.layer == c.layer and h not in used
+                ]
+                if len(free) < k:  # this layer cannot hold the variable; try a later one
+                    continue
             chosen.append(c)
-            if c.kind == "mlp" or len(chosen) == heads_per_variable:
+            if c.kind == "mlp" or len(chosen) == k:
                 break
-        if not chosen or (chosen[0].kind == "attn" and len(chosen) < heads_per_variable):
+        if not chosen or (chosen[0].kind == "attn" and len(chosen) < k):
             raise ValueError(
                 f"task {task.name!r} does not fit a model with {cfg.n_layers} layers x {cfg.n_heads} heads "
                 f"(variable {var!r}, kind {v.kind!r}, needs stage >= {min_stage}); use more layers or heads"
@@ -241,7 +281,7 @@ def sample_correspondence(
     cfg: HookedTransformerConfig,
     seed: int,
     within_layer: Correspondence | bool | None = None,
-    heads_per_variable: int = 1,
+    heads_per_variable: HeadCounts = None,
     include_output: bool = True,
     max_tries: int = 1000,
 ) -> Correspondence:
@@ -251,6 +291,7 @@ def sample_correspondence(
     rule) and random head(s) in it (zoo setting B). ``within_layer=<Correspondence>``
     (or ``True`` for :func:`default_correspondence`): every variable keeps the layer
     and kind of its components there, only *which* heads varies (zoo setting C).
+    Head counts per variable as in :func:`default_correspondence`.
     """
     rng = random.Random(seed)
     if within_layer is True:
@@ -264,6 +305,7 @@ def sample_correspondence(
         used: set[Component] = set()
         for var in names:
             v = task.model[var]
+            k = heads_needed(task, cfg, var, heads_per_variable)
             min_stage = 1 + max(
                 (stage(c) for p in v.parents if p in mapping for c in mapping[p]), default=-1
             )
@@ -272,14 +314,13 @@ def sample_correspondence(
             slots = [
                 s
                 for s in slots
-                if s[1] == "mlp"
-                or sum(1 for c in free if (c.layer, c.kind) == s) >= heads_per_variable
+                if s[1] == "mlp" or sum(1 for c in free if (c.layer, c.kind) == s) >= k
             ]
             if not slots:
                 break
             layer, kind = rng.choice(slots)
             pool = [c for c in free if (c.layer, c.kind) == (layer, kind)]
-            chosen = pool if kind == "mlp" else rng.sample(pool, heads_per_variable)
+            chosen = pool if kind == "mlp" else rng.sample(pool, k)
             mapping[var] = chosen
             used.update(chosen)
         else:

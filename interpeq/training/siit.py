@@ -40,6 +40,7 @@ from interpeq.models import (
 from interpeq.tasks import IGNORE_INDEX
 from interpeq.training.config import TrainConfig, resolve_task
 from interpeq.training.datamodule import as_correspondence, as_model_config, as_train_config
+from interpeq.training.fused import component_masks, fused_siit_step
 
 PARTS = ("behaviour", "iit", "strict")
 METRICS = ("acc", "iia", "strict_acc")
@@ -142,6 +143,10 @@ class SIITModule(L.LightningModule):
             torch.tensor([t.behaviour_weight, t.iit_weight, t.strict_weight]),
             persistent=False,
         )
+        for name, mask in zip(
+            ("head_map", "mlp_map"), component_masks(self.components, self.cfg), strict=True
+        ):
+            self.register_buffer(name, mask, persistent=False)
         self.train_acc = MeanMetric()
         self.val_metrics = torch.nn.ModuleDict(
             {f"{m}{suffix}": MeanMetric() for m in METRICS for suffix in ("", "_seq")}
@@ -152,8 +157,20 @@ class SIITModule(L.LightningModule):
     def forward(self, tokens: Tensor) -> Tensor:
         return self.net(tokens)
 
+    #: ``"fused"``: the hand-batched step of :mod:`interpeq.training.fused` with one
+    #: member (same losses as ``"hooks"``, about 1.3x faster on CPU); ``"hooks"``:
+    #: :func:`siit_forward` through the model's hooks (the reference).
+    impl: str = "fused"
+
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return siit_forward(self.net, self.net, batch, self.components, self.weights)
+        if self.impl == "hooks":
+            return siit_forward(self.net, self.net, batch, self.components, self.weights)
+        params = {name: p[None] for name, p in self.net.named_parameters()}
+        masks = (self.head_map, self.mlp_map)
+        out = fused_siit_step(
+            params, {k: v[None] for k, v in batch.items()}, self.cfg, masks, self.weights[None]
+        )
+        return {k: v[0] for k, v in out.items()}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self._step(batch)

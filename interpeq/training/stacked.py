@@ -1,10 +1,12 @@
-"""Train many same-architecture members as one stacked model (``torch.func.vmap``).
+"""Train many same-architecture members as one stacked model (one batched step for all members).
 
 Members' parameters are stacked along a leading member axis
-(``torch.func.stack_module_state``); one ``functional_call`` of a template model,
-vmapped over (parameters, batch, loss weights), runs :func:`siit_forward` for every
-member at once. Correspondences differ per member only through the per-row
-``select`` masks over the full component list, so one vmapped function serves all.
+(``torch.func.stack_module_state``). By default one hand-batched step
+(:func:`interpeq.training.fused.fused_siit_step`: explicit ``bmm`` over the member
+axis) runs SIIT for every member at once; ``impl="vmap"`` instead vmaps a
+``functional_call`` of a template model running :func:`siit_forward` (the
+reference). Correspondences differ per member only through the per-row ``select``
+masks over the full component list, so one function serves all.
 
 Each member keeps its own init seed, data stream (the same stream ``fit_member``
 would draw, from its ``TrainConfig.seed``), task and correspondence. AdamW is
@@ -36,6 +38,7 @@ from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITSampler, _Stream
 from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for
+from interpeq.training.fused import component_masks, fused_siit_step
 from interpeq.training.siit import (
     METRICS,
     PARTS,
@@ -93,11 +96,25 @@ def _member_configs(members: Sequence[Member], model: HookedTransformerConfig):
     return tasks, corrs, trains, cfgs
 
 
-class StackedSIITModule(L.LightningModule):
-    """SIIT for ``M`` members at once; member ``m``'s weights are ``param[m]``."""
+IMPLS = ("fused", "vmap")
 
-    def __init__(self, members: Sequence[Member], model: HookedTransformerConfig):
+
+class StackedSIITModule(L.LightningModule):
+    """SIIT for ``M`` members at once; member ``m``'s weights are ``param[m]``.
+
+    ``impl="fused"`` (default) runs :func:`interpeq.training.fused.fused_siit_step`
+    (explicit batched matmuls over the member axis); ``impl="vmap"`` runs
+    :func:`siit_forward` under ``torch.func.vmap`` of a ``functional_call`` (the
+    reference; both give the same losses to float rounding).
+    """
+
+    def __init__(
+        self, members: Sequence[Member], model: HookedTransformerConfig, impl: str = "fused"
+    ):
         super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLS}")
+        self.impl = impl
         self.tasks, self.corrs, self.trains, self.cfgs = _member_configs(members, model)
         self.train_cfg = self.trains[0]
         self.n_members = len(self.cfgs)
@@ -116,6 +133,11 @@ class StackedSIITModule(L.LightningModule):
         self.buffer_names = [name for name, _ in nets[0].named_buffers()]
         self.template = [copy.deepcopy(nets[0]).to("meta")]  # a list: not a submodule
         self.components = nets[0].components()
+        self.arch = self.cfgs[0]
+        for name, mask in zip(
+            ("head_map", "mlp_map"), component_masks(self.components, self.arch), strict=True
+        ):
+            self.register_buffer(name, mask, persistent=False)
         self.register_buffer(
             "weights",
             torch.tensor(
@@ -134,6 +156,10 @@ class StackedSIITModule(L.LightningModule):
         return {name: getattr(self, f"buf{i}") for i, name in enumerate(self.buffer_names)}
 
     def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self.impl == "fused":
+            params = dict(zip(self.names, self.stacked, strict=True))
+            masks = (self.head_map, self.mlp_map)
+            return fused_siit_step(params, batch, self.arch, masks, self.weights)
         net = self.template[0]
         buffers = self._buffer_state()
 

@@ -87,6 +87,35 @@ def test_within_layer_varies_heads_and_heads_per_variable():
     assert len(sample_correspondence(SORT, CFG, 1, heads_per_variable=2).components_of("rank")) == 2
 
 
+def test_declared_heads_per_variable():
+    # a sort's rank declares 4 heads, its output 2 (Variable.heads); capped at the layer's head count
+    assert (SORT.model["rank"].heads, SORT.model["output"].heads) == (4, 2)
+    assert default_correspondence(SORT, CFG).components_of("rank") == tuple(
+        AttnHead(0, h) for h in range(4)
+    )
+    narrow = CFG.replace(n_heads=2, d_head=32)
+    assert len(default_correspondence(SORT, narrow).components_of("rank")) == 2
+    for seed in range(5):
+        assert len(sample_correspondence(SORT, CFG, seed).components_of("rank")) == 4
+        assert (
+            len(sample_correspondence(SORT, CFG, seed, within_layer=True).components_of("rank"))
+            == 4
+        )
+    # overrides: an int for every variable, a mapping for the variables it names
+    assert default_correspondence(SORT, CFG).to_dict()["output"] == ["L1H0", "L1H1"]
+    one = default_correspondence(SORT, CFG, heads_per_variable={"rank": 1})
+    assert one.to_dict() == {"rank": ["L0H0"], "output": ["L1H0", "L1H1"]}
+    assert default_correspondence(SORT, CFG, heads_per_variable=1).to_dict() == {
+        "rank": ["L0H0"],
+        "output": ["L1H0"],
+    }
+    with pytest.raises(ValueError, match="head count"):
+        default_correspondence(SORT, CFG, heads_per_variable={"rank": 0})
+    # a layer without enough free heads is skipped, not half-filled
+    three = default_correspondence(get_task("rank"), CFG.replace(n_layers=3), heads_per_variable=3)
+    assert {c.layer for c in three.components_of("n_eq")} == {1}
+
+
 def test_does_not_fit_is_clear():
     with pytest.raises(ValueError, match="does not fit"):
         default_correspondence(get_task("any_duplicate"), CFG.replace(n_layers=1))

@@ -9,6 +9,7 @@ from interpeq.training import (
     fit_member,
     resolve_task,
     sample_correspondence,
+    siit_forward,
 )
 from interpeq.training.stacked import StackedSIITModule, fit_stacked
 
@@ -49,11 +50,27 @@ def test_stacked_step_one_losses_and_logits_match_sequential(tiny_train):
         batch = SIITDataModule(
             task, TINY.replace(seed=train.seed), train, corr.to_dict()
         ).train_batch(0)
-        ref = single._step(batch)
+        ref = siit_forward(single.net, single.net, batch, single.components, single.weights)
+        fused = single._step(batch)
+        for key in ("loss", "loss_behaviour", "loss_iit", "loss_strict"):
+            torch.testing.assert_close(fused[key], ref[key], rtol=1e-5, atol=1e-6)
         for key in ("loss", "loss_behaviour", "loss_iit", "loss_strict"):
             torch.testing.assert_close(out[key][m], ref[key], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(nets[m](tokens), logits[m], rtol=0, atol=1e-6)
         torch.testing.assert_close(single.net(tokens), logits[m], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_and_vmap_steps_agree(tiny_train):
+    mem = members(tiny_train)
+    fused, ref = StackedSIITModule(mem, TINY), StackedSIITModule(mem, TINY, impl="vmap")
+    batch = fused.train_batch(0)
+    out, want = fused._step(batch), ref._step(batch)
+    for key in ("loss", "loss_behaviour", "loss_iit", "loss_strict"):
+        torch.testing.assert_close(out[key], want[key], rtol=1e-5, atol=1e-6)
+    out["loss"].sum().backward()
+    want["loss"].sum().backward()
+    for p, q in zip(fused.stacked, ref.stacked, strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_fit_stacked_equals_fit_member(tmp_path, tiny_train):
