@@ -47,15 +47,19 @@ def plain_forward(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tenso
     return layer_norm(resid, model.ln_final) @ model.W_U + model.b_U
 
 
-def timed(fn, repeats: int) -> float:
-    for _ in range(5):
-        fn()
-    best = math.inf
-    for _ in range(3):  # best of 3 rounds damps noise from other processes
-        start = time.perf_counter()
-        for _ in range(repeats):
+def timed(fns, repeats: int, rounds: int = 5) -> list[float]:
+    """Best-of-``rounds`` seconds per call of each function, rounds interleaved so that
+    load from other processes hits every function alike."""
+    for fn in fns:
+        for _ in range(3):
             fn()
-        best = min(best, (time.perf_counter() - start) / repeats)
+    best = [math.inf] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / repeats)
     return best
 
 
@@ -64,23 +68,30 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # tiny kernels: see interpeq.cli.set_cpu_threads
     torch.manual_seed(0)
     model = HookedTransformer(HookedTransformerConfig()).eval()
     tokens = torch.randint(0, 11, (args.batch, model.cfg.n_ctx))
     with torch.no_grad():
         torch.testing.assert_close(plain_forward(model, tokens), model(tokens))
-        t_plain = timed(lambda: plain_forward(model, tokens), args.repeats)
-        t_hooked = timed(lambda: model(tokens), args.repeats)
+        t_plain, t_hooked = timed(
+            [lambda: plain_forward(model, tokens), lambda: model(tokens)], args.repeats
+        )
         print(f"batch={args.batch} config={model.cfg.to_dict()}")
         print(f"forward without hook points : {t_plain * 1e3:8.3f} ms")
         print(f"forward, hook points unused : {t_hooked * 1e3:8.3f} ms")
         print(f"ratio hooked/plain          : {t_hooked / t_plain:8.3f}  (target <= 1.10)")
 
         one = ["blocks.1.hook_resid_post"]
-        t_one = timed(lambda: model.run_with_cache(tokens, names_filter=one), args.repeats)
-        t_all = timed(lambda: model.run_with_cache(tokens), args.repeats)
+        t_one, t_all = timed(
+            [
+                lambda: model.run_with_cache(tokens, names_filter=one),
+                lambda: model.run_with_cache(tokens),
+            ],
+            args.repeats,
+        )
         _, c1 = model.run_with_cache(tokens, names_filter=one)
         _, call = model.run_with_cache(tokens)
         mb = lambda cache: sum(t.numel() * t.element_size() for t in cache.values()) / 2**20  # noqa: E731
