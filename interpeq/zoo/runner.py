@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         "--list", action="store_true", help="print the members and exit without training"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--logger",
+        choices=["none", "wandb", "csv"],
+        default="none",
+        help="one run per member (W&B offline without an account; group = zoo). "
+        "'none' (default) lets same-architecture members train stacked",
+    )
     args = parser.parse_args(argv)
     try:
         spec = ZooSpec.from_yaml(args.config)
@@ -151,7 +158,22 @@ def main(argv: list[str] | None = None) -> int:
                     f"{state:5s} {m.id:40s} {m.model.n_layers}L d{m.model.d_model} h{m.model.n_heads} mlp{m.model.d_mlp}"
                 )
             return 0
-        zoo = run_zoo(spec, args.root, progress=not args.no_progress)
+        logger_factory = None
+        if args.logger != "none":
+            from interpeq.report import make_logger, member_tags
+
+            def logger_factory(member: MemberSpec):
+                return make_logger(
+                    args.logger,
+                    run_name=member.id,
+                    group=spec.name,
+                    job_type="fit",
+                    config=member.to_dict(),
+                    tags=member_tags(member.task, member.setting, spec.name),
+                    save_dir=Path(args.root) / spec.name,
+                )
+
+        zoo = run_zoo(spec, args.root, progress=not args.no_progress, logger_factory=logger_factory)
     except ValueError as err:
         print(f"interpeq zoo: error: {err}", file=sys.stderr)
         return 2

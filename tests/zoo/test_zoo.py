@@ -184,3 +184,18 @@ def test_loaded_member_matches_trained_weights(tmp_path):
         member.model.named_parameters(), again.named_parameters(), strict=True
     ):
         assert torch.equal(p, q), name
+
+
+def test_zoo_cli_logs_one_csv_run_per_member(tmp_path):
+    from interpeq.zoo.runner import main
+
+    config = tiny_zoo(tmp_path, name="logged", seeds=[0, 1], settings=["D"])
+    assert (
+        main(["--config", str(config), "--root", str(tmp_path), "--logger", "csv", "--no-progress"])
+        == 0
+    )
+    for seed in (0, 1):
+        csv = tmp_path / "logged" / "logged" / f"add_next-D-s{seed}" / "metrics.csv"
+        header = csv.read_text().splitlines()[0].split(",")
+        assert {"val/acc", "val/iia", "val/strict_acc"} <= set(header)
+    assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
