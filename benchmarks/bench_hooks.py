@@ -28,7 +28,9 @@ def layer_norm(x, ln):
 
 
 def plain_forward(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    """The same computation as ``model(tokens)`` with no hook points and no submodule calls."""
+    """The same computation as ``model(tokens)`` with no hook points and no submodule calls
+    (input validation included, as in the model, so only the hook points differ)."""
+    model.check_tokens(tokens)
     resid = model.W_E[tokens] + model.W_pos[: tokens.shape[-1]]
     for block in model.blocks:
         a = block.attn

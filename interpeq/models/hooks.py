@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], torch.Tensor | None]
 NamesFilter = None | str | Sequence[str] | Callable[[str], bool]
@@ -35,6 +36,13 @@ class HookPoint(nn.Module):
             return fn(output, self)
 
         return self.register_forward_hook(wrapped)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Fast path: with no hook registered (here or globally) skip nn.Module's call
+        # machinery entirely, so unused hook points cost one attribute check.
+        if not (self._forward_hooks or _global_forward_hooks):
+            return x
+        return super().__call__(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
