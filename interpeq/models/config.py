@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from interpeq.dataclass_io import from_dict
+
 ACTIVATIONS = ("relu", "gelu", "silu")
 ATTENTION_MODES = ("bidirectional", "causal")
 
@@ -70,13 +72,7 @@ class HookedTransformerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HookedTransformerConfig:
         """Build from a plain dict (e.g. parsed JSON/YAML); unknown keys are an error."""
-        if not isinstance(data, dict):
-            raise ValueError(f"model config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
+        return from_dict(cls, data, "model config")
 
     def replace(self, **changes: Any) -> HookedTransformerConfig:
         return dataclasses.replace(self, **changes)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interpeq.dataclass_io import from_dict
 from interpeq.tasks import Task, get_algorithm, get_task, list_algorithms, list_tasks
 
 _STAGE = re.compile(r"^(\w+)/stage(\d+)$")
@@ -154,13 +155,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise ValueError(f"train config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown train config keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
+        return from_dict(cls, data, "train config")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
