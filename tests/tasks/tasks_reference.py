@@ -74,8 +74,11 @@ STAGED = {
         ("output", lambda d: _broadcast(max(d["is_dup"]), L)),
     ],
     "next_minus_current": lambda L, V: [
-        ("next", lambda d: [d["x"][i + 1] if i < L - 1 else d["x"][L - 1] for i in range(L)]),
-        ("output", lambda d: [(d["next"][i] - d["x"][i]) % V for i in range(L)]),
+        ("next", lambda d: [d["x"][i + 1] if i < L - 1 else 0 for i in range(L)]),
+        (
+            "output",
+            lambda d: [(d["next"][i] - d["x"][i]) % V if i < L - 1 else 0 for i in range(L)],
+        ),
     ],
     "all_equal": lambda L, V: [
         ("first", lambda d: _broadcast(d["x"][0], L)),
