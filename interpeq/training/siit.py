@@ -107,7 +107,32 @@ def accuracies(
     return res
 
 
-class SIITModule(L.LightningModule):
+class TrainClock:
+    """Lightning hooks keeping training wall time across resumptions (in the checkpoint),
+    shared by single and stacked modules."""
+
+    train_seconds: float = 0.0
+    _t0: float | None = None
+
+    def on_train_start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return self.train_seconds + (
+            time.perf_counter() - self._t0 if self._t0 is not None else 0.0
+        )
+
+    def on_train_end(self) -> None:
+        self.train_seconds, self._t0 = self._elapsed(), None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["interpeq_train_seconds"] = self._elapsed()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.train_seconds = float(checkpoint.get("interpeq_train_seconds", 0.0))
+
+
+class SIITModule(TrainClock, L.LightningModule):
     """A :class:`HookedTransformer` trained with SIIT on ``task`` under ``correspondence``.
 
     ``correspondence=None`` uses :func:`default_correspondence`. ``model.seed`` seeds
@@ -202,24 +227,6 @@ class SIITModule(L.LightningModule):
 
     def thresholds_met(self, metrics: dict[str, Tensor]) -> bool:
         return _thresholds_met(self.train_cfg, metrics, "")
-
-    # wall-clock bookkeeping (survives resumption)
-    def on_train_start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def _elapsed(self) -> float:
-        return self.train_seconds + (
-            time.perf_counter() - self._t0 if self._t0 is not None else 0.0
-        )
-
-    def on_train_end(self) -> None:
-        self.train_seconds, self._t0 = self._elapsed(), None
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["interpeq_train_seconds"] = self._elapsed()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.train_seconds = float(checkpoint.get("interpeq_train_seconds", 0.0))
 
 
 def _thresholds_met(train: TrainConfig, metrics: dict[str, Tensor], suffix: str) -> bool:

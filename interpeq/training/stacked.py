@@ -20,7 +20,6 @@ members that pass early keep training until then.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from interpeq.training.siit import (
     METRICS,
     PARTS,
     SIITModule,
+    TrainClock,
     _thresholds_met,
     accuracies,
     siit_forward,
@@ -99,7 +99,7 @@ def _member_configs(members: Sequence[Member], model: HookedTransformerConfig):
 IMPLS = ("fused", "vmap")
 
 
-class StackedSIITModule(L.LightningModule):
+class StackedSIITModule(TrainClock, L.LightningModule):
     """SIIT for ``M`` members at once; member ``m``'s weights are ``param[m]``.
 
     ``impl="fused"`` (default) runs :func:`interpeq.training.fused.fused_siit_step`
@@ -257,23 +257,12 @@ class StackedSIITModule(L.LightningModule):
             [_stack(list(b)) for b in zip(*sets, strict=True)], batch_size=None, num_workers=0
         )
 
-    def on_train_start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def _elapsed(self) -> float:
-        return self.train_seconds + (
-            time.perf_counter() - self._t0 if self._t0 is not None else 0.0
-        )
-
-    def on_train_end(self) -> None:
-        self.train_seconds, self._t0 = self._elapsed(), None
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["interpeq_train_seconds"] = self._elapsed()
+        super().on_save_checkpoint(checkpoint)
         checkpoint["interpeq_data_step"] = self.trainer.global_step
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.train_seconds = float(checkpoint.get("interpeq_train_seconds", 0.0))
+        super().on_load_checkpoint(checkpoint)
         self.start_step = int(checkpoint.get("interpeq_data_step", 0))
 
 
