@@ -60,13 +60,13 @@ def co_implementations(
     seed: int = 0,
     *,
     p_include: float = 0.5,
-    layers: Sequence[int] | None = None,
-    positions: str | int = "mean",
-    apply_ln: bool = True,
-    include_bos: bool = False,
-    batch_size: int = 1024,
+    **repr_opts,
 ) -> Tensor:
-    """``[m, n, D]`` representations of ``m`` non-circuit resample-patched variants."""
+    """``[m, n, D]`` representations of ``m`` non-circuit resample-patched variants.
+
+    ``repr_opts`` (``layers``, ``positions``, ``apply_ln``, ``include_bos``,
+    ``batch_size``) mean what they mean in :func:`representations`.
+    """
     circuit = set(circuit_of(correspondence))
     model.check_components(list(circuit))
     pool = [c for c in model.components() if c not in circuit]
@@ -75,19 +75,7 @@ def co_implementations(
             "correspondence: the circuit covers every component of the model, so there are "
             "no non-circuit components to resample for co-implementations"
         )
-    return _resampled(
-        model,
-        pool,
-        tokens,
-        m,
-        seed,
-        p_include,
-        layers,
-        positions,
-        apply_ln,
-        include_bos,
-        batch_size,
-    )
+    return _resampled(model, pool, tokens, m, seed, p_include, **repr_opts)
 
 
 def circuit_patches(
@@ -98,35 +86,31 @@ def circuit_patches(
     seed: int = 0,
     *,
     p_include: float = 0.5,
+    **repr_opts,
+) -> Tensor:
+    """``[m, n, D]`` representations with random subsets of *circuit* components patched
+    (options as :func:`co_implementations`)."""
+    pool = sorted(set(circuit_of(correspondence)), key=lambda c: c.sort_key())
+    if not pool:
+        raise ValueError("correspondence: the circuit is empty")
+    model.check_components(pool)
+    return _resampled(model, pool, tokens, m, seed, p_include, **repr_opts)
+
+
+@torch.no_grad()
+def _resampled(
+    model,
+    pool,
+    tokens,
+    m,
+    seed,
+    p_include,
+    *,
     layers: Sequence[int] | None = None,
     positions: str | int = "mean",
     apply_ln: bool = True,
     include_bos: bool = False,
     batch_size: int = 1024,
-) -> Tensor:
-    """``[m, n, D]`` representations with random subsets of *circuit* components patched."""
-    pool = sorted(set(circuit_of(correspondence)), key=lambda c: c.sort_key())
-    if not pool:
-        raise ValueError("correspondence: the circuit is empty")
-    model.check_components(pool)
-    return _resampled(
-        model,
-        pool,
-        tokens,
-        m,
-        seed,
-        p_include,
-        layers,
-        positions,
-        apply_ln,
-        include_bos,
-        batch_size,
-    )
-
-
-@torch.no_grad()
-def _resampled(
-    model, pool, tokens, m, seed, p_include, layers, positions, apply_ln, include_bos, batch_size
 ) -> Tensor:
     _check_tokens(tokens)
     if not isinstance(m, int) or isinstance(m, bool) or m < 1:
