@@ -58,6 +58,7 @@ from interpeq.equivalence.congruity import _decide
 DEFAULT_ROOT = Path("checkpoints")
 PROBE_KINDS = ("mixture", "uniform")
 UNIT_KINDS = ("auto", "members", "chains")
+IMPL_SOURCES = ("intervention", "training")
 _STAGE = re.compile(r"^(\w+)/stage(\d+)$")
 
 
@@ -215,6 +216,10 @@ def compute_unit(u: ModelUnit, tokens: Tensor, m: int = DEFAULT_M, seed: int = 0
     """Representations and ``m`` co-implementations of a model (or chain) on ``tokens``."""
     models = u.models if len(u.models) > 1 else u.models[0]
     reprs = _representations(models, tokens)
+    if m == 0:  # co-implementations by training only: none drawn by intervention
+        return Unit(
+            u.id, u.group, reprs.cpu(), reprs.new_zeros(0, *reprs.shape).cpu(), dict(u.meta)
+        )
     inputs = stage_inputs(u.models, tokens)
     impls = torch.cat(
         [
@@ -261,42 +266,92 @@ def pairwise_congruity(
     alpha: float = 0.05,
     seed: int = 0,
     one_sided: bool = False,
+    impls: str = "intervention",
     progress: bool = False,
     **ridge: Any,
 ) -> list[dict[str, Any]]:
     """Congruity of each pair ``(i, j)`` of ``units`` (default: all ``i < j``).
 
+    ``impls`` says where the co-implementations of each side come from (SPEC section 4):
+
+    * ``"intervention"`` (default): the unit's own resample-patched copies
+      (``Unit.impls``, ``m`` per unit);
+    * ``"training"``: the other units of the same group (same interpretation), leaving
+      out the two units of the pair. When the group's members are trained the same way
+      (one zoo setting, other seeds) ``d(a, b)`` is exchangeable with these distances
+      under H0, so this is the exact rank test; it needs groups of at least 3 units
+      and its p-value resolution is ``1 / (group size - 1)`` per direction. Use it where
+      intervention draws barely move a model (non-circuit components it learned to
+      silence), which makes the intervention null too narrow. (Pooling the two kinds
+      does not work: the narrow draws dominate the rank.)
+
     Returns one dict per pair: ``a``, ``b``, ``group_a``, ``group_b``, ``similarity`` and
     the :class:`interpeq.equivalence.CongruityResult` fields (``congruity``, ``p``,
-    ``p_value``, ``reject``, ...). Same numbers as :func:`interpeq.equivalence.congruity`
-    on each pair, with the work shared across pairs.
+    ``p_value``, ``reject``, ...). With ``impls="intervention"``, the same numbers as
+    :func:`interpeq.equivalence.congruity` on each pair, with the work shared across pairs.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if impls not in IMPL_SOURCES:
+        raise ValueError(f"unknown impls {impls!r}; choose one of {list(IMPL_SOURCES)}")
     units = list(units)
     if pairs is None:
         pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
     pairs = [(int(i), int(j)) for i, j in pairs]
     if not pairs:
         return []
-    ms = {u.impls.shape[0] for u in units}
-    if len(ms) != 1:
-        raise ValueError(
-            f"every unit needs the same number of co-implementations, got {sorted(ms)}"
-        )
     used = sorted({i for p in pairs for i in p})
-    for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
-        self_distances(units[i], seed=seed, **ridge)
-    sims = cross_similarities(units, pairs, seed=seed, **ridge)
+    if impls != "training":
+        ms = {units[i].impls.shape[0] for i in used}
+        if len(ms) != 1:
+            raise ValueError(
+                f"every unit needs the same number of co-implementations, got {sorted(ms)}"
+            )
+        for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
+            self_distances(units[i], seed=seed, **ridge)
+    peers = _group_peers(units, used) if impls != "intervention" else {}
+    if impls == "training":
+        small = sorted({units[i].group for i in used if len(peers[i]) < 2})
+        if small:
+            raise ValueError(
+                f"impls='training' needs at least 3 units per group (the pair plus one "
+                f"co-implementation); too few in {small}: train more seeds or use "
+                f"impls='both'"
+            )
+    peer_pairs = sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
+    every = list(dict.fromkeys([*pairs, *peer_pairs]))
+    sims = cross_similarities(units, every, seed=seed, **ridge)
+    sim = {}
+    for (i, j), s in zip(every, sims.tolist(), strict=True):
+        sim[i, j] = sim[j, i] = s
     out = []
-    for (i, j), s in zip(pairs, sims.tolist(), strict=True):
-        a, b = units[i], units[j]
+    for i, j in pairs:
+        a, b, s = units[i], units[j], sim[i, j]
         d_ab = torch.tensor(1 - s, dtype=torch.float64)
-        res = _decide(d_ab, a.self_d, b.self_d, alpha=alpha, one_sided=one_sided)
+        d_a, d_b = (
+            _null_distances(u, k, other, peers, sim, impls)
+            for u, k, other in ((a, i, j), (b, j, i))
+        )
+        res = _decide(d_ab, d_a, d_b, alpha=alpha, one_sided=one_sided)
         row = {"a": a.id, "b": b.id, "group_a": a.group, "group_b": b.group, "similarity": s}
         row.update(res.to_dict())
         out.append(row)
     return out
+
+
+def _group_peers(units: Sequence[Unit], used: Sequence[int]) -> dict[int, list[int]]:
+    """For each used unit, the indices of the other units of its group."""
+    by_group: dict[str, list[int]] = {}
+    for k, u in enumerate(units):
+        by_group.setdefault(u.group, []).append(k)
+    return {i: [k for k in by_group[units[i].group] if k != i] for i in used}
+
+
+def _null_distances(unit: Unit, i: int, other: int, peers: dict, sim: dict, impls: str) -> Tensor:
+    """Distances from ``unit`` to its co-implementations for the pair with ``other``."""
+    if impls == "intervention":
+        return unit.self_d
+    return torch.tensor([1 - sim[i, k] for k in peers[i] if k != other], dtype=torch.float64)
 
 
 def group_pairs(
@@ -341,8 +396,17 @@ class CompareResult:
         s = self.summary
         lines = [
             f"{s['n_units']} units in {s['n_groups']} groups, {s['n_pairs']} pairs "
-            f"(m={s['m']}, alpha={s['alpha']}, {s['n_probes']} probes)",
+            + (
+                f"(co-implementations by training, alpha={s['alpha']}, {s['n_probes']} probes)"
+                if s.get("impls") == "training"
+                else f"(m={s['m']}, alpha={s['alpha']}, {s['n_probes']} probes)"
+            ),
         ]
+        if s.get("min_p_value", 0) > s["alpha"]:
+            lines.append(
+                f"  note: the smallest attainable p-value is {s['min_p_value']:.3f} > alpha: "
+                "no pair can be rejected (too few co-implementations; more members or m)"
+            )
         if s.get("within_mean") is not None:
             lines.append(f"  within-group mean congruity  {s['within_mean']:.3f}")
         if s.get("across_mean") is not None:
@@ -390,6 +454,7 @@ def compare_zoo(
     probes: str = "mixture",
     units: str = "auto",
     one_sided: bool = False,
+    impls: str = "intervention",
     out_dir: str | Path | None = None,
     root: str | Path = DEFAULT_ROOT,
     logger: Any = None,
@@ -405,6 +470,8 @@ def compare_zoo(
         raise ValueError(f"m must be a positive int, got {m!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if impls not in IMPL_SOURCES:
+        raise ValueError(f"unknown impls {impls!r}; choose one of {list(IMPL_SOURCES)}")
     za = load_zoo(zoo, root)
     zb = load_zoo(against, root) if against is not None else None
     rows_u = _sort_units(member_units(list(za), units))
@@ -417,7 +484,7 @@ def compare_zoo(
     tokens = probe_tokens(tasks, n_probes, seed, probes)
     check_vocab(every, tokens)
     computed = [
-        compute_unit(u, tokens, m, seed)
+        compute_unit(u, tokens, 0 if impls == "training" else m, seed)
         for u in tqdm(every, desc="representations", disable=not progress, unit="model")
     ]
     nr = len(rows_u)
@@ -430,7 +497,13 @@ def compare_zoo(
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
     results = pairwise_congruity(
-        computed, pairs, alpha=alpha, seed=seed, one_sided=one_sided, progress=progress
+        computed,
+        pairs,
+        alpha=alpha,
+        seed=seed,
+        one_sided=one_sided,
+        impls=impls,
+        progress=progress,
     )
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
 
@@ -457,9 +530,14 @@ def compare_zoo(
         "probes": probes,
         "units": "chains" if any(len(u.models) > 1 for u in every) else "members",
         "one_sided": one_sided,
+        "impls": impls,
         "within_mean": sum(within) / len(within) if within else None,
         "across_mean": sum(across) / len(across) if across else None,
         "n_rejected": sum(r["reject"] for r in results),
+        # both directions at their most extreme, Bonferroni-combined (see congruity)
+        "min_p_value": min(
+            min(1.0, 2 / (1 + max(len(r["d_a_impls"]), len(r["d_b_impls"])))) for r in results
+        ),
     }
 
     out = Path(out_dir) if out_dir else za.path / "equivalence"
@@ -577,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--one-sided", action="store_true", help="one-sided congruity min(1, 2(1-p))"
     )
+    parser.add_argument(
+        "--impls",
+        default="intervention",
+        choices=IMPL_SOURCES,
+        help="co-implementations: resample-patched copies (intervention, default) or the "
+        "other units of the same group (training; needs >= 3 units per group)",
+    )
     parser.add_argument("--out", help="output folder (default <root>/<zoo>/equivalence)")
     parser.add_argument(
         "--logger",
@@ -608,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             probes=args.probes,
             units=args.units,
             one_sided=args.one_sided,
+            impls=args.impls,
             out_dir=args.out,
             root=args.root,
             logger=logger,

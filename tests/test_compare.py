@@ -161,3 +161,44 @@ def test_chain_units_and_bad_input(tmp_path, capsys):
         member_units(ms, "pairs")
     assert main(["no_such_zoo", "--root", str(tmp_path), "--logger", "none"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _narrow_null_zoo(k=6, n=120, d=16, seed=0):
+    """Two groups of ``k`` trained-like units (group B from another latent) whose
+    intervention co-implementations barely move them (silent non-circuit part)."""
+    g = torch.Generator().manual_seed(seed)
+    units = []
+    for group in ("A", "B"):
+        z, w = torch.randn(n, 6, generator=g), torch.randn(6, d, generator=g)
+        for u in range(k):
+            other = torch.randn(n, 4, generator=g) @ torch.randn(4, d, generator=g)
+            x = z @ w + 0.7 * other + 0.1 * torch.randn(n, d, generator=g)
+            impls = x + 0.01 * torch.randn(40, n, d, generator=g)
+            units.append(Unit(f"{group}{u}", group, x, impls))
+    return units
+
+
+@pytest.mark.parametrize("impls", ["intervention", "training"])
+def test_impls_by_training_widens_a_narrow_null(impls):
+    units = _narrow_null_zoo()
+    rows = pairwise_congruity(units, alpha=0.05, seed=1, impls=impls)
+    within = [r for r in rows if r["group_a"] == r["group_b"]]
+    across = [r for r in rows if r["group_a"] != r["group_b"]]
+    mean_within = sum(r["congruity"] for r in within) / len(within)
+    assert max(r["congruity"] for r in across) == 0.0
+    if impls == "intervention":
+        # every other implementation looks farther than the near-copies: all rejected
+        assert mean_within == 0.0 and all(r["reject"] for r in within)
+    else:
+        # exchangeable peers: congruity of equivalent pairs is a rank, mean about 0.5
+        assert 0.3 < mean_within < 0.7
+        assert all(r["m"] == 4 for r in within)  # the group's other units, minus the pair
+        assert not any(r["reject"] for r in within)  # p-value resolution 1/5: cannot reject
+
+
+def test_impls_by_training_needs_three_per_group():
+    units = _narrow_null_zoo(k=2)
+    with pytest.raises(ValueError, match="at least 3 units per group"):
+        pairwise_congruity(units, impls="training")
+    with pytest.raises(ValueError, match="unknown impls"):
+        pairwise_congruity(units, impls="peers")

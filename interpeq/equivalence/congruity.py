@@ -154,11 +154,11 @@ def congruity(
 
 
 def _decide(d_ab: Tensor, d_a: Tensor, d_b: Tensor, *, alpha: float, one_sided: bool):
-    m = len(d_a)
+    m = len(d_a)  # the two directions may have different counts (co-implementations by training)
     p = float(torch.cat([d_a <= d_ab, d_b <= d_ab]).double().mean())
     cong = min(1.0, 2 * (1 - p)) if one_sided else 1 - abs(2 * p - 1)
     p_a = (1 + int((d_a >= d_ab).sum())) / (m + 1)
-    p_b = (1 + int((d_b >= d_ab).sum())) / (m + 1)
+    p_b = (1 + int((d_b >= d_ab).sum())) / (len(d_b) + 1)
     p_value = min(1.0, 2 * min(p_a, p_b))
     return CongruityResult(
         congruity=float(cong),
