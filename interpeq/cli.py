@@ -29,6 +29,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "interpeq.compare:main",
         "pairwise congruity over a zoo's members, grouped by interpretation -> checkpoints/<zoo>/equivalence/",
     ),
+    "reproduce": (
+        "interpeq.reproduce.cli:main",
+        "reproduce the paper's toy result (or a study) with one command -> checkpoints/<zoo>/report/",
+    ),
     "demo": ("interpeq.demo:main", "run the main job end to end on a small scale (CPU is enough)"),
 }
 
@@ -75,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("INTERPEQ_VERBOSE"):
         # Lightning's banners (GPU available, tips, checkpoint notices) drown the progress
         # bars of zoo runs; warnings and errors still show. INTERPEQ_VERBOSE=1 restores them.
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        # Lightning sets its loggers' levels when first imported: import it first.
+        import lightning.pytorch  # noqa: F401
+
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     set_cpu_threads()
     target, _ = SUBCOMMANDS[argv[0]]
     module_name, func_name = target.split(":")

@@ -1,6 +1,6 @@
 """Reports: figures (congruity heatmaps, equivalence curves) and logging (W&B / CSV)."""
 
-from interpeq.report.plots import congruity_heatmap, equivalence_curves
+from interpeq.report.plots import congruity_heatmap, equivalence_curves, group_matrix_plot
 from interpeq.report.wandb import (
     LOGGER_KINDS,
     SafeCSVLogger,
@@ -23,6 +23,7 @@ __all__ = [
     "SafeWandbLogger",
     "congruity_heatmap",
     "equivalence_curves",
+    "group_matrix_plot",
     "log_image",
     "log_metrics",
     "log_summary",

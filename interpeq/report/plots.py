@@ -159,3 +159,54 @@ def equivalence_curves(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def group_matrix_plot(
+    mean: np.ndarray,
+    ci_low: np.ndarray,
+    ci_high: np.ndarray,
+    labels: Sequence[str],
+    path: str | Path,
+    *,
+    families: Mapping[str, Sequence[str]] | None = None,
+    title: str = "mean congruity between groups",
+) -> Path:
+    """A group x group heatmap of mean congruity; each cell shows the mean and its
+    bootstrap CI; lines separate ``families`` (contiguous label runs)."""
+    plt = _plt()
+    mean = np.asarray(mean, dtype=float)
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(1.3 * k + 2.5, 1.1 * k + 1.5))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(mean), vmin=0, vmax=1, cmap=cmap)
+    for i in range(k):
+        for j in range(k):
+            if not np.isfinite(mean[i, j]):
+                continue
+            color = "black" if mean[i, j] > 0.6 else "white"
+            ax.text(
+                j,
+                i,
+                f"{mean[i, j]:.2f}\n[{ci_low[i, j]:.2f}, {ci_high[i, j]:.2f}]",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=color,
+            )
+    ax.set_xticks(range(k), labels, rotation=35, ha="right")
+    ax.set_yticks(range(k), labels)
+    if families:
+        family_of = {g: f for f, gs in families.items() for g in gs}
+        for i in range(1, k):
+            if family_of.get(labels[i]) != family_of.get(labels[i - 1]):
+                ax.axhline(i - 0.5, color="white", lw=2.5)
+                ax.axvline(i - 0.5, color="white", lw=2.5)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean congruity")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,155 @@
+"""Pieces every experiment shares: train (or reuse) its zoo, tabulate members, write files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interpeq.zoo import Zoo, ZooSpec, ZooStore, run_zoo
+
+MEMBER_COLUMNS = ("id", "task", "setting", "seed", "acc", "iia", "strict", "steps", "seconds")
+
+
+def train_zoo(
+    spec: ZooSpec, root: Path, *, logger: str = "none", progress: bool = True
+) -> tuple[Zoo, dict[str, Any]]:
+    """Train the members of ``spec`` not finished yet (resumable), one W&B/CSV run per
+    member when ``logger`` is not ``"none"``. Returns the zoo and what this call did."""
+    store = ZooStore(root, spec.name)
+    members = spec.members()
+    reused = sum(store.is_finished(m.id) for m in members)
+    logger_factory = None
+    open_loggers: list[Any] = []
+    if logger != "none":
+        from interpeq.report import make_logger, member_tags
+
+        def logger_factory(member):
+            for lg in open_loggers:  # one run per member: close the previous one first
+                lg.finish()
+            open_loggers.clear()
+            lg = make_logger(
+                logger,
+                run_name=member.id,
+                group=spec.name,
+                job_type="fit",
+                config=member.to_dict(),
+                tags=member_tags(member.task, member.setting, spec.name),
+                save_dir=root / spec.name,
+            )
+            if lg:
+                open_loggers.append(lg)
+            return lg
+
+    start = time.perf_counter()
+    zoo = run_zoo(spec, root, progress=progress, logger_factory=logger_factory)
+    for lg in open_loggers:
+        lg.finish()
+    info = {
+        "members": len(members),
+        "reused": reused,
+        "trained": len(members) - reused,
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }
+    return zoo, info
+
+
+def member_rows(zoo: Zoo) -> list[dict[str, Any]]:
+    """One row per member: held-out accuracy, IIA, strict accuracy, steps, seconds."""
+    rows = []
+    for m in zoo:
+        met = m.metrics
+        rows.append(
+            {
+                "id": m.id,
+                "task": m.task_name,
+                "setting": m.setting,
+                "seed": m.seed,
+                "acc": met.get("acc"),
+                "iia": met.get("iia"),
+                "strict": met.get("strict", met.get("strict_acc")),
+                "steps": int(met.get("steps", 0)),
+                "seconds": round(float(met.get("seconds", 0.0)), 1),
+            }
+        )
+    return rows
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt(r.get(k)) for k in columns})
+    return path
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.4f}" if isinstance(v, float) else v
+
+
+def write_json(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=str))
+    return path
+
+
+def group_matrix(groups: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, np.ndarray]:
+    """``compare`` group-pair rows -> ``[k, k]`` arrays (mean, ci_low, ci_high,
+    rejection_rate, n_pairs), symmetric, NaN where a group pair has no pairs."""
+    pos = {g: i for i, g in enumerate(labels)}
+    k = len(labels)
+    out = {key: np.full((k, k), np.nan) for key in ("mean", "ci_low", "ci_high", "rejection_rate")}
+    out["n_pairs"] = np.zeros((k, k), dtype=int)
+    for g in groups:
+        i, j = pos.get(g["group_a"]), pos.get(g["group_b"])
+        if i is None or j is None:
+            continue
+        for a, b in ((i, j), (j, i)):
+            out["mean"][a, b] = g["mean_congruity"]
+            out["ci_low"][a, b] = g["ci_low"]
+            out["ci_high"][a, b] = g["ci_high"]
+            out["rejection_rate"][a, b] = g["rejection_rate"]
+            out["n_pairs"][a, b] = g["n_pairs"]
+    return out
+
+
+def matrix_rows(mat: dict[str, np.ndarray], labels: Sequence[str]) -> list[dict[str, Any]]:
+    """Long format for CSV / W&B tables: one row per ordered group pair."""
+    rows = []
+    for i, a in enumerate(labels):
+        for j, b in enumerate(labels):
+            rows.append(
+                {
+                    "row": a,
+                    "col": b,
+                    "mean_congruity": float(mat["mean"][i, j]),
+                    "ci_low": float(mat["ci_low"][i, j]),
+                    "ci_high": float(mat["ci_high"][i, j]),
+                    "rejection_rate": float(mat["rejection_rate"][i, j]),
+                    "n_pairs": int(mat["n_pairs"][i, j]),
+                }
+            )
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,116 @@
+"""Experiment configs (``configs/experiments/<experiment>_<scale>.yaml``).
+
+An experiment config is a zoo spec (``zoo:``, exactly what ``interpeq zoo`` reads), the
+comparison settings (``compare:``) and, for the toy, the paper's numbers to report
+beside ours (``paper:``). It is read with ``yaml.safe_load`` and validated before any
+training is spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interpeq.compare import IMPL_SOURCES, PROBE_KINDS
+from interpeq.equivalence import DEFAULT_M
+from interpeq.zoo import ZooSpec
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS_DIR = REPO / "configs" / "experiments"
+EXPERIMENTS = ("toy", "matched", "settings")
+SCALES = ("cpu", "paper")
+TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
+COMPARE_KEYS = {"n_probes", "m", "alpha", "seed", "impls", "probes"}
+
+
+@dataclass
+class CompareSettings:
+    """How units are compared; ``impls[0]`` is the headline null, all are reported."""
+
+    n_probes: int = 256
+    m: int = DEFAULT_M
+    alpha: float = 0.05
+    seed: int = 0
+    impls: list[str] = field(default_factory=lambda: ["intervention"])
+    probes: str = "mixture"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.impls, str):
+            self.impls = [self.impls]
+        bad = [i for i in self.impls if i not in IMPL_SOURCES]
+        if not self.impls or bad:
+            raise ValueError(
+                f"compare.impls must list some of {list(IMPL_SOURCES)}, got {self.impls!r}"
+            )
+        for name in ("n_probes", "m"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"compare.{name} must be a positive int, got {v!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"compare.alpha must be in (0, 1), got {self.alpha!r}")
+        if self.probes not in PROBE_KINDS:
+            raise ValueError(
+                f"compare.probes must be one of {list(PROBE_KINDS)}, got {self.probes!r}"
+            )
+
+
+@dataclass
+class ExperimentConfig:
+    experiment: str
+    zoo: ZooSpec
+    compare: CompareSettings
+    paper: dict[str, float]
+    raw: dict[str, Any]  # the file as read, written back into the report
+    path: Path | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"experiment config {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"experiment config {str(path)!r} is not valid YAML: {err}") from None
+        cfg = cls.from_dict(data)
+        cfg.path = path
+        return cfg
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ExperimentConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"an experiment config is a mapping with keys {sorted(TOP_KEYS)}")
+        unknown = sorted(set(data) - TOP_KEYS)
+        if unknown:
+            raise ValueError(f"unknown experiment config keys {unknown}; valid: {sorted(TOP_KEYS)}")
+        experiment = data.get("experiment")
+        if experiment not in EXPERIMENTS:
+            raise ValueError(f"'experiment' must be one of {list(EXPERIMENTS)}, got {experiment!r}")
+        if not isinstance(data.get("zoo"), dict):
+            raise ValueError("an experiment config needs a 'zoo:' mapping (a zoo spec)")
+        comp = dict(data.get("compare") or {})
+        bad = sorted(set(comp) - COMPARE_KEYS)
+        if bad:
+            raise ValueError(f"unknown compare keys {bad}; valid: {sorted(COMPARE_KEYS)}")
+        return cls(
+            experiment=experiment,
+            zoo=ZooSpec.from_dict(data["zoo"]),
+            compare=CompareSettings(**comp),
+            paper={k: float(v) for k, v in (data.get("paper") or {}).items()},
+            raw=data,
+        )
+
+
+def experiment_path(experiment: str, scale: str) -> Path:
+    """``configs/experiments/<experiment>_<scale>.yaml``, checked to exist."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose one of {list(EXPERIMENTS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {list(SCALES)}")
+    path = EXPERIMENTS_DIR / f"{experiment}_{scale}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no config for {experiment} at scale {scale}: {path} is missing")
+    return path

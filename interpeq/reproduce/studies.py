@@ -1,0 +1,263 @@
+"""Two studies the paper did not run: ``interpeq reproduce matched`` and ``... settings``.
+
+**Behaviour-matched** (``configs/experiments/matched_<scale>.yaml``): for each pair of
+interpretations with identical behaviour and different mechanisms
+(:func:`interpeq.tasks.list_matched_pairs`), a zoo of both; does congruity tell the
+mechanisms apart when behaviour cannot? Reported per matched pair: mean congruity
+within each interpretation and across the two, with bootstrap CIs and rejection rates.
+
+**Settings** (``configs/experiments/settings_<scale>.yaml``): the same interpretations
+trained under the four zoo settings (D seed only, A architecture, C correspondence,
+B both); how much does varying architecture or correspondence lower
+within-interpretation congruity? Reported per task and setting: mean congruity over
+same-task pairs whose two members share that setting, and over pairs across settings.
+
+Both write ``<root>/<zoo>/report/`` (``report.md``, ``summary.json``, ``members.csv``,
+``<study>_<impls>.csv``/``.png``, ``config.yaml``) and log to W&B like the toy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interpeq.compare import compare_zoo
+from interpeq.equivalence import group_summary
+from interpeq.reproduce.common import (
+    MEMBER_COLUMNS,
+    group_matrix,
+    machine,
+    member_rows,
+    train_zoo,
+    write_csv,
+    write_json,
+)
+from interpeq.reproduce.config import ExperimentConfig
+
+ROW_COLUMNS = (
+    "study",
+    "a",
+    "b",
+    "mean_congruity",
+    "ci_low",
+    "ci_high",
+    "rejection_rate",
+    "n_pairs",
+    "mean_similarity",
+)
+
+
+def _summarise(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    s = group_summary(rows, seed=seed).to_dict()
+    s["mean_similarity"] = sum(r["similarity"] for r in rows) / len(rows)
+    return s
+
+
+def matched_rows(pairs: list[dict], seed: int) -> list[dict[str, Any]]:
+    """Per matched pair (A, A'): A~A, A'~A' and A~A' summaries."""
+    from interpeq.tasks import list_matched_pairs
+
+    out = []
+    for a, b in list_matched_pairs():
+        for ga, gb in ((a, a), (b, b), (a, b)):
+            rs = [r for r in pairs if sorted((r["group_a"], r["group_b"])) == sorted((ga, gb))]
+            if rs:
+                out.append({"study": f"{a} | {b}", "a": ga, "b": gb, **_summarise(rs, seed)})
+    return out
+
+
+def settings_rows(pairs: list[dict], setting_of: dict[str, str], seed: int) -> list[dict[str, Any]]:
+    """Per task: same-task pairs within each setting, and across settings."""
+    buckets: dict[tuple[str, str], list[dict]] = {}
+    for r in pairs:
+        if r["group_a"] != r["group_b"]:
+            continue
+        sa, sb = setting_of[r["a"]], setting_of[r["b"]]
+        key = sa if sa == sb else "across settings"
+        buckets.setdefault((r["group_a"], key), []).append(r)
+    for r in pairs:  # all tasks pooled, per setting
+        if r["group_a"] == r["group_b"]:
+            sa, sb = setting_of[r["a"]], setting_of[r["b"]]
+            buckets.setdefault(("all tasks", sa if sa == sb else "across settings"), []).append(r)
+    cross = [r for r in pairs if r["group_a"] != r["group_b"]]
+    if cross:
+        buckets[("different tasks", "any")] = cross
+    return [
+        {"study": "settings", "a": task, "b": setting, **_summarise(rs, seed)}
+        for (task, setting), rs in sorted(buckets.items())
+    ]
+
+
+def run_study(
+    cfg: ExperimentConfig,
+    root: str | Path = "checkpoints",
+    *,
+    logger: str = "wandb",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the ``matched`` or ``settings`` study of ``cfg``; returns the summary."""
+    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table, make_logger
+
+    t0 = time.perf_counter()
+    root = Path(root)
+    spec = cfg.zoo
+    study = cfg.experiment
+    zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
+    report = zoo.path / "report"
+    members = member_rows(zoo)
+    write_csv(report / "members.csv", MEMBER_COLUMNS, members)
+    setting_of = {m.id: m.setting for m in zoo}
+    dump = {
+        "experiment": cfg.raw,
+        "members": [
+            {"id": m.id, "model_seed": m.model.seed, "train_seed": m.train.seed}
+            for m in spec.members()
+        ],
+    }
+    (report / "config.yaml").write_text(yaml.safe_dump(dump, sort_keys=False))
+    clog = make_logger(
+        logger,
+        run_name=f"{spec.name}-reproduce",
+        group=spec.name,
+        job_type="reproduce",
+        config=cfg.raw,
+        tags=[f"zoo:{spec.name}", "reproduce", study],
+        save_dir=zoo.path,
+    )
+    log_table(clog, "members", MEMBER_COLUMNS, [[r[c] for c in MEMBER_COLUMNS] for r in members])
+    c = cfg.compare
+    labels = list(dict.fromkeys(spec.tasks))
+    results = {}
+    t_compare = time.perf_counter()
+    for impls in c.impls:
+        res = compare_zoo(
+            zoo,
+            n_probes=c.n_probes,
+            m=c.m,
+            alpha=c.alpha,
+            seed=c.seed,
+            probes=c.probes,
+            units="members",
+            impls=impls,
+            out_dir=report / f"equivalence-{impls}",
+            progress=progress,
+        )
+        if study == "matched":
+            rows = matched_rows(res.pairs, c.seed)
+        else:
+            rows = settings_rows(res.pairs, setting_of, c.seed)
+        write_csv(report / f"{study}_{impls}.csv", ROW_COLUMNS, rows)
+        mat = group_matrix(res.groups, labels)
+        families = None
+        if study == "matched":
+            from interpeq.tasks import list_matched_pairs
+
+            families = {f"{a}|{b}": [a, b] for a, b in list_matched_pairs()}
+        png = group_matrix_plot(
+            mat["mean"],
+            mat["ci_low"],
+            mat["ci_high"],
+            labels,
+            report / f"{study}_{impls}.png",
+            families=families,
+            title=f"{spec.name}: mean congruity between tasks\n(co-implementations by {impls})",
+        )
+        if study == "settings":
+            png = settings_plot(rows, report / f"{study}_{impls}_by_setting.png", impls)
+        results[impls] = {
+            "rows": rows,
+            "n_rejected": res.summary["n_rejected"],
+            "n_pairs": res.summary["n_pairs"],
+            "min_p_value": res.summary.get("min_p_value"),
+        }
+        log_image(clog, f"reproduce/{study}_{impls}", png)
+        log_table(
+            clog, f"{study}_{impls}", ROW_COLUMNS, [[r[k] for k in ROW_COLUMNS] for r in rows]
+        )
+    summary = {
+        "experiment": study,
+        "zoo": spec.name,
+        "config": str(cfg.path) if cfg.path else None,
+        "results": results,
+        "min_member_acc": min((r["acc"] or 0.0) for r in members),
+        **train_info,
+        "compare_seconds": round(time.perf_counter() - t_compare, 1),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine(),
+    }
+    write_json(report / "summary.json", summary)
+    (report / "report.md").write_text(study_markdown(summary, members))
+    log_summary(clog, {"reproduce/total_seconds": summary["total_seconds"]})
+    if clog:
+        clog.finish()
+    return summary
+
+
+def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
+    """Mean congruity (with CI) of same-task pairs per setting, one bar group per task."""
+    from interpeq.report.plots import _plt
+
+    plt = _plt()
+    tasks = sorted({r["a"] for r in rows if r["a"] != "different tasks"})
+    kinds = ["D", "A", "C", "B", "across settings"]
+    fig, ax = plt.subplots(figsize=(1.8 * len(tasks) + 3, 4))
+    width = 0.8 / len(kinds)
+    for k, kind in enumerate(kinds):
+        xs, ys, lo, hi = [], [], [], []
+        for t, task in enumerate(tasks):
+            r = next((r for r in rows if r["a"] == task and r["b"] == kind), None)
+            if r:
+                xs.append(t + (k - len(kinds) / 2 + 0.5) * width)
+                ys.append(r["mean_congruity"])
+                lo.append(r["mean_congruity"] - r["ci_low"])
+                hi.append(r["ci_high"] - r["mean_congruity"])
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=kind)
+    ax.set_xticks(range(len(tasks)), tasks, rotation=15)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_ylabel("mean congruity of same-task pairs")
+    ax.set_title(f"congruity within each zoo setting (co-implementations by {impls})")
+    ax.legend(fontsize=8, ncol=5, loc="upper center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
+    lines = [f"# {summary['zoo']}: the {summary['experiment']} study", ""]
+    lines.append(
+        f"{summary['members']} members ({summary['trained']} trained by this run, {summary['reused']} reused); "
+        f"training {summary['train_seconds']:.0f} s, comparison {summary['compare_seconds']:.0f} s, "
+        f"total {summary['total_seconds']:.0f} s. Lowest member accuracy {summary['min_member_acc']:.3f}."
+    )
+    for impls, res in summary["results"].items():
+        lines += ["", f"## Co-implementations by {impls}", ""]
+        lines += [f"![{impls}]({summary['experiment']}_{impls}.png)", ""]
+        if summary["experiment"] == "settings":
+            lines += [f"![{impls} by setting](settings_{impls}_by_setting.png)", ""]
+        lines += [
+            "| | | mean congruity [95% CI] | rejected | pairs | mean similarity |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in res["rows"]:
+            lines.append(
+                f"| {r['a']} | {r['b']} | {r['mean_congruity']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
+                f"| {r['rejection_rate']:.2f} | {r['n_pairs']} | {r['mean_similarity']:.3f} |"
+            )
+        lines.append(f"\nsmallest attainable p-value {res['min_p_value']:.3f}")
+    lines += [
+        "",
+        "## Members (held-out)",
+        "",
+        "| member | acc | IIA | strict | steps |",
+        "|---|---|---|---|---|",
+    ]
+    for r in members:
+        lines.append(
+            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} | {r['steps']} |"
+        )
+    return "\n".join(lines) + "\n"

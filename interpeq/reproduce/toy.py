@@ -1,0 +1,326 @@
+"""``interpeq reproduce toy``: the paper's toy result (SPEC section 6) with one command.
+
+1. Train (or reuse, resumably) the zoo: every stage of the six composed algorithms,
+   under the config's seeds and settings (``configs/experiments/toy_<scale>.yaml``).
+2. Assemble implementations of each algorithm as chains of stage models (one chain per
+   algorithm, setting and seed) and measure their end-to-end accuracy on fresh inputs.
+3. Compare every pair of chains (``interpeq compare`` with ``units="chains"``), once per
+   co-implementation source in ``compare.impls``, and average into the 6 x 6 algorithm
+   matrix with bootstrap CIs.
+4. Write the report folder ``<root>/<zoo>/report/``: ``members.csv`` (every stage model),
+   ``chains.csv`` (end-to-end accuracy), ``algorithm_matrix_<impls>.{csv,png}``,
+   ``summary.json`` (family means next to the paper's, the two checks of the issue,
+   timings, machine), ``config.yaml`` (the experiment config and every member's seeds)
+   and ``report.md``; log the same to W&B (one ``reproduce`` run, plus one run per
+   member trained).
+
+**Family means.** Pair-level means over chain pairs: *within sorting* = both chains in
+algorithms 1-4 (same or different algorithm), *across families* = one chain in 1-4 and
+one in 5-6; the per-entry view (diagonal, off-diagonal within a family) is reported too.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from interpeq.compare import compare_zoo
+from interpeq.reproduce.common import (
+    MEMBER_COLUMNS,
+    group_matrix,
+    machine,
+    matrix_rows,
+    member_rows,
+    train_zoo,
+    write_csv,
+    write_json,
+)
+from interpeq.reproduce.config import ExperimentConfig
+from interpeq.training.config import generator
+
+CHAIN_COLUMNS = (
+    "algorithm",
+    "setting",
+    "seed",
+    "stages",
+    "e2e_acc",
+    "e2e_seq_acc",
+    "min_stage_acc",
+)
+MATRIX_COLUMNS = ("row", "col", "mean_congruity", "ci_low", "ci_high", "rejection_rate", "n_pairs")
+
+
+@torch.no_grad()
+def end_to_end(algo_name: str, models: list, n: int, seed: int) -> tuple[float, float]:
+    """Token and sequence accuracy of a chain on ``n`` fresh inputs of the algorithm,
+    each stage reading the previous stage's argmax predictions (BOS prepended)."""
+    from interpeq.tasks import get_algorithm
+
+    algo = get_algorithm(algo_name)
+    tokens = algo.sample(n, generator(seed, "e2e", algo_name))
+    labels = algo.labels(tokens)
+    x = tokens
+    for model in models:
+        x = algo.add_bos(model.eval()(x).argmax(-1)[:, 1:])
+    correct = x[:, 1:] == labels[:, 1:]
+    return correct.float().mean().item(), correct.all(-1).float().mean().item()
+
+
+def chain_rows(zoo, n: int, seed: int) -> list[dict[str, Any]]:
+    chains: dict[tuple, dict[int, Any]] = {}
+    for m in zoo:
+        algo, stage = m.task_name.split("/stage")
+        chains.setdefault((algo, m.setting, m.seed), {})[int(stage)] = m
+    rows = []
+    for (algo, setting, seed_), stages in sorted(chains.items()):
+        ordered = [stages[k] for k in sorted(stages)]
+        acc, seq = end_to_end(algo, [s.model for s in ordered], n, seed)
+        rows.append(
+            {
+                "algorithm": algo,
+                "setting": setting,
+                "seed": seed_,
+                "stages": len(ordered),
+                "e2e_acc": acc,
+                "e2e_seq_acc": seq,
+                "min_stage_acc": min(float(s.metrics.get("acc", 0.0)) for s in ordered),
+            }
+        )
+    return rows
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def family_stats(pairs: list[dict[str, Any]], family_of: dict[str, str]) -> dict[str, Any]:
+    """Pair-level means: within each family, across families, same-algorithm pairs."""
+    buckets: dict[str, list[float]] = {}
+    for r in pairs:
+        fa, fb = family_of[r["group_a"]], family_of[r["group_b"]]
+        key = f"within_{fa}" if fa == fb else "across_families"
+        buckets.setdefault(key, []).append(r["congruity"])
+        if r["group_a"] == r["group_b"]:
+            buckets.setdefault("same_algorithm", []).append(r["congruity"])
+        elif fa == fb:
+            buckets.setdefault("other_algorithm_same_family", []).append(r["congruity"])
+    return {k: _mean(v) for k, v in sorted(buckets.items())} | {
+        f"n_{k}": len(v) for k, v in sorted(buckets.items())
+    }
+
+
+def checks(mat, labels: list[str], family_of: dict[str, str], fam: dict[str, Any]) -> dict:
+    """The issue's two criteria on the algorithm matrix."""
+    rows_ok = {}
+    for i, a in enumerate(labels):
+        off = [
+            float(mat["mean"][i, j])
+            for j, b in enumerate(labels)
+            if family_of[b] != family_of[a] and mat["n_pairs"][i, j] > 0
+        ]
+        diag = float(mat["mean"][i, i])
+        rows_ok[a] = bool(off) and diag == diag and diag > max(off)
+    within, across = fam.get("within_sorting"), fam.get("across_families")
+    gap = within - across if within is not None and across is not None else None
+    return {
+        "diagonal_above_other_family": rows_ok,
+        "all_rows": all(rows_ok.values()),
+        "within_sorting_minus_across": gap,
+        "gap_at_least_0.2": gap is not None and gap >= 0.2,
+    }
+
+
+def run_toy(
+    cfg: ExperimentConfig,
+    root: str | Path = "checkpoints",
+    *,
+    logger: str = "wandb",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the toy experiment of ``cfg``; returns the summary (also in summary.json)."""
+    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table, make_logger
+    from interpeq.tasks import get_algorithm
+
+    t0 = time.perf_counter()
+    root = Path(root)
+    spec = cfg.zoo
+    zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
+    report = zoo.path / "report"
+    report.mkdir(parents=True, exist_ok=True)
+
+    algos = sorted({m.task_name.split("/stage")[0] for m in zoo})
+    family_of = {a: get_algorithm(a).family or a for a in algos}
+    families: dict[str, list[str]] = {}
+    for a in algos:
+        families.setdefault(family_of[a], []).append(a)
+    labels = [a for f in families for a in families[f]]
+
+    members = member_rows(zoo)
+    write_csv(report / "members.csv", MEMBER_COLUMNS, members)
+    chains = chain_rows(zoo, spec.train.get("test_size", 1024), cfg.compare.seed)
+    write_csv(report / "chains.csv", CHAIN_COLUMNS, chains)
+    config_dump = {
+        "experiment": cfg.raw,
+        "members": [
+            {"id": m.id, "model_seed": m.model.seed, "train_seed": m.train.seed}
+            for m in spec.members()
+        ],
+    }
+    (report / "config.yaml").write_text(yaml.safe_dump(config_dump, sort_keys=False))
+
+    clog = make_logger(
+        logger,
+        run_name=f"{spec.name}-reproduce",
+        group=spec.name,
+        job_type="reproduce",
+        config=cfg.raw,
+        tags=[f"zoo:{spec.name}", "reproduce", "toy"],
+        save_dir=zoo.path,
+    )
+    log_table(clog, "members", MEMBER_COLUMNS, [[r[c] for c in MEMBER_COLUMNS] for r in members])
+    log_table(clog, "chains", CHAIN_COLUMNS, [[r[c] for c in CHAIN_COLUMNS] for r in chains])
+
+    c = cfg.compare
+    results: dict[str, Any] = {}
+    t_compare = time.perf_counter()
+    for impls in c.impls:
+        res = compare_zoo(
+            zoo,
+            n_probes=c.n_probes,
+            m=c.m,
+            alpha=c.alpha,
+            seed=c.seed,
+            probes=c.probes,
+            units="chains",
+            impls=impls,
+            out_dir=report / f"equivalence-{impls}",
+            progress=progress,
+        )
+        mat = group_matrix(res.groups, labels)
+        long = matrix_rows(mat, labels)
+        write_csv(report / f"algorithm_matrix_{impls}.csv", MATRIX_COLUMNS, long)
+        png = group_matrix_plot(
+            mat["mean"],
+            mat["ci_low"],
+            mat["ci_high"],
+            labels,
+            report / f"algorithm_matrix_{impls}.png",
+            families=families,
+            title=f"{spec.name}: mean congruity between algorithms\n(co-implementations by {impls})",
+        )
+        fam = family_stats(res.pairs, family_of)
+        results[impls] = {
+            "family_means": fam,
+            "checks": checks(mat, labels, family_of, fam),
+            "matrix": {a: [float(x) for x in mat["mean"][i]] for i, a in enumerate(labels)},
+            "n_rejected": res.summary["n_rejected"],
+            "n_pairs": res.summary["n_pairs"],
+            "min_p_value": res.summary.get("min_p_value"),
+        }
+        log_image(clog, f"reproduce/algorithm_matrix_{impls}", png)
+        log_table(
+            clog,
+            f"algorithm_matrix_{impls}",
+            MATRIX_COLUMNS,
+            [[r[k] for k in MATRIX_COLUMNS] for r in long],
+        )
+    compare_seconds = time.perf_counter() - t_compare
+
+    head = results[c.impls[0]]
+    summary = {
+        "experiment": "toy",
+        "zoo": spec.name,
+        "config": str(cfg.path) if cfg.path else None,
+        "labels": labels,
+        "families": families,
+        "headline_impls": c.impls[0],
+        "alpha": c.alpha,
+        "results": results,
+        "paper": cfg.paper,
+        "min_member_acc": min((r["acc"] or 0.0) for r in members),
+        "min_chain_acc": min(r["e2e_acc"] for r in chains),
+        "members_below_paper_acc": [
+            r["id"] for r in members if (r["acc"] or 0.0) < cfg.paper.get("min_accuracy", 0.0)
+        ],
+        **train_info,
+        "compare_seconds": round(compare_seconds, 1),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine(),
+    }
+    write_json(report / "summary.json", summary)
+    (report / "report.md").write_text(report_markdown(summary, members, chains))
+    flat = {
+        "within_sorting": head["family_means"].get("within_sorting"),
+        "across_families": head["family_means"].get("across_families"),
+        "all_rows_pass": head["checks"]["all_rows"],
+        "total_seconds": summary["total_seconds"],
+    }
+    log_summary(clog, {f"reproduce/{k}": v for k, v in flat.items() if v is not None})
+    if clog:
+        clog.finish()
+    return summary
+
+
+def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[dict]) -> str:
+    """The human-readable report (also what the README's Results section quotes)."""
+    paper = summary["paper"]
+    lines = [f"# {summary['zoo']}: the toy experiment", ""]
+    lines.append(
+        f"{summary['members']} stage models ({summary['trained']} trained by this run, "
+        f"{summary['reused']} reused), {len(chains)} chains. Training {summary['train_seconds']:.0f} s, "
+        f"comparison {summary['compare_seconds']:.0f} s, total {summary['total_seconds']:.0f} s "
+        f"on {summary['machine']['cpu_count']} CPUs"
+        + (f" + {summary['machine']['cuda']}" if summary["machine"]["cuda"] else "")
+        + "."
+    )
+    lines.append("")
+    for impls, res in summary["results"].items():
+        fam = res["family_means"]
+        lines += [
+            f"## Co-implementations by {impls}",
+            "",
+            f"![matrix](algorithm_matrix_{impls}.png)",
+            "",
+        ]
+        lines += ["| | ours | paper |", "|---|---|---|"]
+        for key, label in (
+            ("within_sorting", "within sorting family (1-4)"),
+            ("across_families", "across families"),
+        ):
+            ours = fam.get(key)
+            lines.append(
+                f"| {label} | {'-' if ours is None else f'{ours:.2f}'} | {paper.get(key, '-')} |"
+            )
+        for key in ("within_counting", "same_algorithm", "other_algorithm_same_family"):
+            if fam.get(key) is not None:
+                lines.append(f"| {key.replace('_', ' ')} | {fam[key]:.2f} | |")
+        ch = res["checks"]
+        gap = ch["within_sorting_minus_across"]
+        gap_text = "-" if gap is None else f"{gap:.2f}"
+        lines += [
+            "",
+            "- every diagonal entry above every other-family entry of its row: "
+            f"**{'yes' if ch['all_rows'] else 'no'}** ({ch['diagonal_above_other_family']})",
+            f"- within sorting minus across families = {gap_text} "
+            f"(>= 0.2: **{'yes' if ch['gap_at_least_0.2'] else 'no'}**)",
+            f"- rejected pairs: {res['n_rejected']} / {res['n_pairs']} (alpha {summary['alpha']}; "
+            f"smallest attainable p-value {res['min_p_value']:.3f})",
+            "",
+        ]
+    lines += ["## Chains (end-to-end accuracy on fresh inputs)", ""]
+    lines += ["| algorithm | setting | seed | acc | seq acc |", "|---|---|---|---|---|"]
+    for r in chains:
+        lines.append(
+            f"| {r['algorithm']} | {r['setting']} | {r['seed']} | {r['e2e_acc']:.3f} | {r['e2e_seq_acc']:.3f} |"
+        )
+    lines += ["", "## Stage models (held-out)", ""]
+    lines += ["| member | acc | IIA | strict | steps | s |", "|---|---|---|---|---|---|"]
+    for r in members:
+        lines.append(
+            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} | {r['steps']} | {r['seconds']} |"
+        )
+    return "\n".join(lines) + "\n"
