@@ -21,8 +21,19 @@ so no graph is kept and training is unaffected.
 **Stacked training** (:class:`interpeq.training.stacked.StackedSIITModule`): one record
 per member per capture (``member_ids`` names them; default ``member<k>``).
 
-**DDP**: captures run on global rank 0 only (the probe set is small; sharding it would
-need collectives); the callback holds no collective, so other ranks simply go on.
+**DDP** (``Trainer(devices=N, strategy="ddp")``): captured **once, on global rank 0**,
+not sharded. The probe set is small (a few hundred rows, one forward pass per capture
+plus the co-implementations), so sharding it would save little and would need a
+gather, i.e. a collective that every rank has to reach at the same step; rank 0
+alone needs the result (it is the rank that logs and writes). DDP keeps the weights
+identical on every rank, so rank 0's capture is the model's capture. The callback
+calls no collective (rank 0 runs the model's own forward, not the DDP wrapper's,
+under ``no_grad``), so the other ranks simply go on to the next step and wait for
+rank 0 in the next gradient all-reduce. On ranks > 0 ``records`` stays empty, no
+listener is called and nothing is written. A 1-process and a 2-process run of the
+same member (:class:`~interpeq.training.SIITDataModule` feeds both the same global
+batches) capture the same representations to float rounding
+(``tests/training/test_ddp.py``).
 
 **Probes**: ``probes`` (a token tensor) if given, else ``n_probes`` rows of the
 ``probe_task`` sampler (default: the trained task, first member's for stacked runs)

@@ -34,8 +34,13 @@ a last row, keys ``equivalence_final/...``) and writes ``equivalence_curve.png``
 ``equivalence_curve.json`` into ``save_dir`` (default: the capture's folder), logging
 the plot as an image to W&B.
 
-Rank 0 only under DDP (it works on the capture's records, which only rank 0 makes);
-loggers are Lightning loggers, themselves rank-zero-only. Logging never raises.
+**DDP**: everything runs on **global rank 0 only**: the references' representations
+and co-implementations at ``setup``, the congruity at each capture (it works on the
+capture's records, which only rank 0 makes), the final summary, table and plot. None
+of it is a collective (plain tensor maths and the loggers' own calls, which Lightning
+makes rank-zero-only; ``pl_module.log`` is never used, so no ``sync_dist`` reduction
+can be waited for inside a rank-0 branch), so other ranks never block on it. One
+W&B run and one CSV file result. Logging never raises.
 """
 
 from __future__ import annotations

@@ -17,6 +17,16 @@ numbers, whatever the split of batches between ranks (a rank that saw fewer batc
 or none, is fine). Pass ``indices`` (global sample ids) to ``update()``; without them
 rows are keyed by a deterministic fingerprint of ``a``'s row (identical rows of ``a``
 then count once).
+
+Which rank does what: every rank calls ``update()`` with its own batches (no
+communication); ``compute()`` is the collective (torchmetrics gathers the states from
+every rank), so **every rank must call it**, never inside an
+``if trainer.is_global_zero`` branch, and every rank then holds the same result (the
+estimator runs on each rank over the same gathered rows). In a Lightning loop, give
+every rank at least one batch (an empty, zero-row batch is fine): a rank whose
+dataloader has no batch skips the loop's epoch-end hooks and the others would wait
+for it in the gather. Tested with ``strategy="ddp"`` on 2 gloo CPU processes, uneven
+splits included (``tests/ddp_scripts/metric_ddp.py``).
 """
 
 from __future__ import annotations

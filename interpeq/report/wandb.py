@@ -130,8 +130,8 @@ class SafeWandbLogger(_SafeMixin, WandbLogger):
     def run_dir(self) -> Path | None:
         """The local folder of the run (``.../wandb/offline-run-*``), if it started."""
         exp = safe_call("SafeWandbLogger.experiment", lambda: self.experiment)
-        d = getattr(exp, "dir", None)
-        return Path(d).parent if d else None
+        d = getattr(exp, "dir", None)  # on DDP ranks > 0 a dummy experiment: no str
+        return Path(d).parent if isinstance(d, str) and d else None
 
 
 class SafeCSVLogger(_SafeMixin, CSVLogger):

@@ -12,11 +12,24 @@ A batch is a dict of tensors (everything the loss needs, nothing model-dependent
   (one per row, or a random subset, see ``TrainConfig.strict_mode``); the target
   is ``labels``.
 
-Training batches form an endless stream: batch ``t`` on rank ``r`` is drawn from a
-generator seeded by ``(seed, "train", r, t)``, so a stream is reproducible and a
-resumed run continues it exactly (the step is stored in the checkpoint).
+Training batches form an endless stream: batch ``t`` is drawn from a generator seeded
+by ``(seed, "train", 0, t)``, so a stream is reproducible and a resumed run continues
+it exactly (the step is stored in the checkpoint).
 Validation uses a fixed set drawn from ``(seed, "val")``; :func:`interpeq.training.evaluate`
 uses ``(seed, "test")`` by default.
+
+**Data parallelism (DDP).** ``batch_size`` is the *global* batch. Under a trainer with
+``world_size`` processes every rank draws the same global batch ``t`` (with every
+random choice of the SIIT step in it: base/source rows, the intervened variable and
+its components per row, the strict-mode components) and keeps its shard, rows
+``rank::world_size`` (:func:`shard_batch`); ``batch_size`` must be divisible by the
+world size. Each rank's loss is the mean over its shard; DDP averages the gradients,
+which equals the 1-process gradient of the global batch because every row has the
+same number of labelled positions (true of every catalogue task). So 1 and N
+processes train on the same data and reach the same weights up to float rounding.
+Validation batches are sharded the same way (every rank sees every batch, with its
+rows), so the synced ``MeanMetric`` values equal the 1-process values. With one process
+nothing changes (same seed, same numbers as before this was added).
 """
 
 from __future__ import annotations
@@ -108,6 +121,26 @@ class SIITSampler:
         return [self.batch(min(size, n - i), gen) for i in range(0, n, size)]
 
 
+def shard_batch(batch: dict[str, Tensor], rank: int, world: int) -> dict[str, Tensor]:
+    """Rows ``rank::world`` of every tensor of ``batch`` (the batch itself when ``world == 1``)."""
+    if world == 1:
+        return batch
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is outside world size {world}")
+    return {k: v[rank::world] for k, v in batch.items()}
+
+
+class _Fixed(IterableDataset):
+    """A fixed list of batches, as an iterable so that Lightning never wraps it in a
+    ``DistributedSampler`` (the datamodule shards rows itself)."""
+
+    def __init__(self, batches: list[dict[str, Tensor]]):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
 class _Stream(IterableDataset):
     def __init__(self, owner: Any):
         self.owner = owner
@@ -148,7 +181,7 @@ class SIITDataModule(L.LightningDataModule):
     ``task``, ``model``, ``siit`` and ``correspondence``) when the trainer sets the
     datamodule up, so a CLI config states them once, under ``model``. A
     ``correspondence`` of ``None`` (on both) means :func:`default_correspondence`.
-    Under DDP every rank draws its own stream (the rank is part of the seed).
+    Under DDP every rank draws the global batch and keeps its shard (module docstring).
     """
 
     def __init__(
@@ -191,21 +224,41 @@ class SIITDataModule(L.LightningDataModule):
             raise ValueError(f"SIITDataModule needs {missing} (or an SIITModule to take them from)")
         self._build(args["task"], args["model"], args["siit"], args["correspondence"])
 
+    def _check_world(self) -> None:
+        world, t = self.world_size, self.train_cfg
+        if t.batch_size % world:
+            raise ValueError(
+                f"batch_size {t.batch_size} (the global batch) is not divisible by the "
+                f"{world} processes of the trainer; choose a multiple of {world}"
+            )
+        if t.val_size < world:
+            raise ValueError(f"val_size {t.val_size} is smaller than the {world} processes")
+
     @property
     def rank(self) -> int:
         trainer = getattr(self, "trainer", None)
         return trainer.global_rank if trainer is not None else 0
 
+    @property
+    def world_size(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.world_size if trainer is not None else 1
+
     def train_batch(self, step: int) -> dict[str, Tensor]:
-        return self.sampler.train_batch(step, self.rank)
+        """This rank's shard of global training batch ``step``."""
+        return shard_batch(self.sampler.train_batch(step), self.rank, self.world_size)
 
     def train_dataloader(self) -> DataLoader:
+        self._check_world()
         return DataLoader(_Stream(self), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
+        self._check_world()
         if self._val is None:
             self._val = self.sampler.fixed_set(self.train_cfg.val_size, "val")
-        return DataLoader(self._val, batch_size=None, num_workers=0)
+        shards = [shard_batch(b, self.rank, self.world_size) for b in self._val]
+        shards = [b for b in shards if len(b["base"])]
+        return DataLoader(_Fixed(shards), batch_size=None, num_workers=0)
 
     def state_dict(self) -> dict[str, Any]:
         trainer = getattr(self, "trainer", None)

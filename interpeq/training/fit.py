@@ -104,7 +104,12 @@ def trainer_for(
     callbacks: Sequence[Callback] = (),
     trainer_kwargs: dict[str, Any] | None = None,
 ) -> L.Trainer:
-    """The Lightning Trainer ``fit_member``/``fit_stacked`` use (overridable by ``trainer_kwargs``)."""
+    """The Lightning Trainer ``fit_member``/``fit_stacked`` use (overridable by ``trainer_kwargs``).
+
+    Data parallelism: ``trainer_kwargs={"devices": 2, "strategy": "ddp"}`` (add
+    ``"accelerator": "gpu"`` for GPUs, ``"num_nodes"`` for several machines); see
+    ``docs/ddp.md``.
+    """
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir, filename="{step}", save_last=True, every_n_train_steps=train.val_every
     )
@@ -141,6 +146,13 @@ def fit_member(
     A finished checkpoint (max steps reached or thresholds met) is loaded without
     training. Returns the model (eval, CPU) and held-out metrics (:func:`evaluate`)
     plus ``steps`` and ``seconds`` (training wall time, summed over resumptions).
+
+    With ``trainer_kwargs={"devices": N, "strategy": "ddp"}`` Lightning re-runs the
+    calling script for ranks 1..N-1 (so call this from a script or ``python -m``, not
+    ``python -c`` or a notebook); each rank trains on its shard of the same global
+    batches as a 1-process run, rank 0 writes the checkpoints and logs, and every rank
+    returns the same model and metrics. Guard any further writes of the calling script
+    with ``lightning.fabric.utilities.rank_zero.rank_zero_only.rank == 0``.
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)

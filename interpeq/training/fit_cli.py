@@ -10,6 +10,11 @@ The datamodule takes ``task`` / ``model`` / ``siit`` / ``correspondence`` from
 are linked to the trainer, so each is set in one place. ``--ckpt_path last`` resumes. At the end the
 weights go to ``<trainer.default_root_dir>/model.safetensors`` and the held-out
 metrics are printed as JSON.
+
+Data parallel: ``--trainer.devices 2 --trainer.strategy ddp`` (``--trainer.accelerator
+gpu`` for GPUs). Lightning re-runs the same command for the other ranks; each trains on
+its shard of the same global batches as one process (``docs/ddp.md``); rank 0 writes
+the checkpoints and the weights and prints the metrics.
 """
 
 from __future__ import annotations

@@ -16,6 +16,13 @@ plain module and a ``functional_call`` under ``torch.func.vmap`` (stacked traini
 Metrics are token-level accuracies over positions 1..9 (``val/acc``, ``val/iia``,
 ``val/strict_acc``: the thresholds apply to these); sequence-level versions (every
 position right) are logged as ``val/acc_seq`` etc. for information.
+
+Under DDP (``devices=N, strategy="ddp"``) each rank runs this step on its shard of the
+global batch (:mod:`interpeq.training.datamodule`); the step itself draws no random
+numbers, so the averaged gradient is the 1-process one. ``val/*`` metrics are
+torchmetrics ``MeanMetric`` objects, synced over the ranks at epoch end (every rank gets the
+same values, hence the same :class:`ThresholdStopping` decision); ``train/*`` step
+values are rank 0's shard, not synced (no collective per step).
 """
 
 from __future__ import annotations

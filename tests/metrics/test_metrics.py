@@ -1,19 +1,12 @@
 """torchmetrics adapters: agreement with the functional core, batching, reset, plot, DDP."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from interpeq.equivalence import congruity, similarity
 from interpeq.metrics import InterpretiveEquivalence, RepresentationSimilarity
-
-SCRIPT = Path(__file__).with_name("ddp_script.py")
 
 
 def data(n=80, m=6, seed=0):
@@ -96,37 +89,23 @@ def test_similarity_metric():
         RepresentationSimilarity(method="rsa")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_ddp_lightning_two_processes_equal_one(tmp_path):
+    """Lightning ``strategy="ddp"`` on 2 gloo CPU processes, each rank with its own
+    uneven share of the batches (one rank: no sample at all in ``empty``), gives the
+    1-process values; the padding duplicate of sample 0 counts once."""
+    from ddp_scripts import launch, metric_ddp
 
-
-def test_ddp_two_processes_equal_one(tmp_path):
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from ddp_script import run
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    one = run(range(10))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
-    }
-    env["OMP_NUM_THREADS"] = "1"
+    one = metric_ddp.run(range(10))
     out = tmp_path / "out.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(_free_port()), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    launch.run([str(launch.HERE / "metric_ddp.py"), str(out)], timeout=110)
     results = json.loads(out.read_text())
-    assert set(results) == {"uneven", "even", "empty"}
+    assert set(results) == {"uneven", "lopsided", "empty"}
+    rows = {"uneven": [60, 41], "lopsided": [90, 11], "empty": [101, 0]}
     for mode, two in results.items():
-        assert one["n_samples"] == two["n_samples"] == 100, mode  # padding duplicate once
+        assert two.pop("rows_per_rank") == rows[mode], mode  # really split as intended
+        assert two.pop("congruity_per_rank") == [one["congruity"]] * 2, mode  # same on each rank
+        assert one["n_samples"] == two["n_samples"] == 100, mode
+        assert set(two) == set(one)
         for key, value in one.items():
             assert two[key] == pytest.approx(value, abs=1e-9), (mode, key)
+    assert 0 < one["sim_similarity"] < 1 and 0 < one["p_value"] < 1  # not a degenerate case

@@ -1,0 +1,1 @@
+"""Scripts that tests launch as separate (multi-process) programs, and the launcher."""
