@@ -24,14 +24,21 @@ Conventions (shared by every function here):
   there). Constant *source* columns are harmless (they centre to zero). A matrix whose
   every column is constant is a ``ValueError``.
 * **Default grid**: ``DEFAULT_ALPHAS = torch.logspace(-3, 5, 17)``.
-* Everything is computed in float64 on the device of the inputs.
+* Everything is computed in float64 on the device of the inputs (``precision="mixed"``:
+  the large products in float32, with exact penalty choice; see :class:`RidgeEngine`).
 
-The engine (:class:`RidgeEngine`) factorises each source once (SVD of its centred
-train rows, ``U S Vt``) and scores every target from it. For the penalty choice it
+The engine (:class:`RidgeEngine`) factorises each representation once (``U S Vt`` of
+its centred train rows: eigendecomposition of ``X^T X`` where that is well
+conditioned, else the SVD) and scores every target from it. For the penalty choice it
 never forms per-alpha predictions: the mean squared LOO error of target ``Y`` is a
 quadratic form in ``Y Y^T`` that splits into alpha-independent matrix products
-(``U^T Y``, ``Y (U^T Y)^T``, ``(U^T Y)(U^T Y)^T``) and small per-alpha contractions
-with the hat-matrix diagonal ``h_i = 1/n + sum_k U_ik^2 S_k^2 / (S_k^2 + alpha)``.
+(``P = Y (U^T Y)^T``, ``G = (U^T Y)(U^T Y)^T``) and small per-alpha contractions with
+the hat-matrix diagonal ``h_i = 1/n + sum_k U_ik^2 S_k^2 / (S_k^2 + alpha)``. A target
+that is also a source enters through its own factors (``Y = U_j S_j Vt_j``), so both
+directions of a pair share the one product ``U_i^T U_j``; per pair the necessary work
+is ``U_i^T U_j`` (half of it) and ``P`` (``n r_i r_j`` each), per source the
+factorisation and ``U^T diag(w_alpha) U`` for the grid (from a low-rank basis of the
+LOO weights).
 """
 
 from __future__ import annotations
@@ -121,15 +128,19 @@ class RidgeEngine:
     ``RidgeEngine(reprs, alphas=None, test_fraction=0.1, seed=0, device=None)``
     validates the ``k`` matrices ``[n, D_i]`` (same ``n``), splits rows once, and then
     :meth:`scores` / :meth:`score_matrix` compute ``score(i -> j)`` for any pairs,
-    factorising each source once. ``names`` label the matrices in error messages.
+    factorising each representation once. ``names`` label the matrices in error
+    messages.
 
-    ``precision="mixed"`` (default) runs the three large products per source
-    (``U^T Y``, ``Y (U^T Y)^T``, ``U^T diag(w) U``) in float32 and everything else
-    (SVD, hat diagonal, LOO sums, predictions, R2) in float64; the effect on a score is
-    ~1e-6 (tested against scikit-learn to 1e-3, typically agreeing to 1e-6).
-    ``precision="double"`` runs everything in float64 (about 2x slower on CPU).
+    ``precision="mixed"`` (default) runs the large products (``U_i^T U_j``, the LOO
+    operators, the predictions) in float32 and everything else (the factorisation, hat
+    diagonal, LOO sums, R2) in float64. The penalty choice is still exact: wherever
+    float32 rounding could change the argmin it is redone in float64 (and, if still
+    ambiguous, from explicit residuals), and held-out R2 values near 0 (where the
+    square root amplifies rounding) are recomputed in float64; the effect on a score
+    is ~1e-6 (tested against scikit-learn to 1e-3). ``precision="double"`` runs
+    everything in float64 (about 2x slower on CPU).
 
-    Memory: the padded targets ``[k, n, max D]`` in float64 plus float32 copies.
+    Memory: float32 (``"double"``: float64) copies of the factors ``[k, n, max D]``.
     """
 
     def __init__(
@@ -163,114 +174,251 @@ class RidgeEngine:
         self.n, self.k = n, len(mats)
         self.gemm_dtype = torch.float32 if precision == "mixed" else torch.float64
         self.target_chunk = max(1, int(target_chunk))
+        self.cache_bytes = 256 * 2**20  # budget for products shared by both directions
         tr, te = self.train.to(self.device), self.test.to(self.device)
         ntr, nte = len(tr), len(te)
 
-        # Sources: centred train / test rows (centre = train mean).
+        # Sources: centred train / test rows (centre = train mean). Targets: the
+        # non-constant columns of the same rows (`keep`); `valid` marks the columns
+        # that vary on the held-out rows (the R2 average runs over those).
         self._xtr: list[Tensor] = []
         self._xte: list[Tensor] = []
-        # Targets: non-constant columns only, centred by their train mean, zero-padded
-        # to a common width; `valid` marks columns that vary on the held-out rows.
-        kept: list[Tensor] = []
+        self._keep: list[Tensor] = []
+        widths = []
         for x, name in zip(mats, names, strict=True):
             x = x.to(self.device)
             mu = x[tr].mean(0)
             self._xtr.append(x[tr] - mu)
             self._xte.append(x[te] - mu)
-            y = x[:, x.amax(0) > x.amin(0)]
-            if not bool((y[te].amax(0) > y[te].amin(0)).any()):
+            keep = x.amax(0) > x.amin(0)
+            if not bool((x[te][:, keep].amax(0) > x[te][:, keep].amin(0)).any()):
                 raise ValueError(
                     f"{name}: every feature is constant on the {nte} held-out rows; "
                     "use more probe rows or another seed"
                 )
-            kept.append(y)
-        dmax = max(y.shape[1] for y in kept)
-        self._ytr = torch.zeros(self.k, ntr, dmax, dtype=torch.float64, device=self.device)
-        self._yte = torch.zeros(self.k, nte, dmax, dtype=torch.float64, device=self.device)
+            self._keep.append(keep)
+            widths.append(int(keep.sum()))
+        self._dmax = dmax = max(widths)
+        self._width = widths
+        g = self.gemm_dtype
+        self._yte = torch.zeros(self.k, nte, dmax, dtype=g, device=self.device)
         self._valid = torch.zeros(self.k, dmax, dtype=torch.bool, device=self.device)
-        for t, y in enumerate(kept):
-            d = y.shape[1]
-            ymu = y[tr].mean(0)
-            self._ytr[t, :, :d] = y[tr] - ymu
-            self._yte[t, :, :d] = y[te] - ymu
-            self._valid[t, :d] = y[te].amax(0) > y[te].amin(0)
-        self._ytr_g = self._ytr.to(self.gemm_dtype) if precision == "mixed" else self._ytr
-        self._ynorm = self._ytr.pow(2).sum(2)  # [k, ntr]
-        sst = (self._yte - self._yte.mean(1, keepdim=True)).pow(2).sum(1)
-        self._inv_sst = torch.where(self._valid, 1.0 / torch.where(self._valid, sst, 1.0), 0.0)
-        self._factors: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        self._ynorm = torch.empty(self.k, ntr, dtype=torch.float64, device=self.device)
+        inv_sst = torch.zeros(self.k, dmax, dtype=torch.float64, device=self.device)
+        for t in range(self.k):
+            d, yte = widths[t], self._ytest(t)
+            self._yte[t, :, :d] = yte
+            self._valid[t, :d] = yte.amax(0) > yte.amin(0)
+            sst = (yte - yte.mean(0)).pow(2).sum(0)
+            inv_sst[t, :d] = torch.where(self._valid[t, :d], 1 / torch.where(sst > 0, sst, 1), 0)
+            self._ynorm[t] = self._ytrain(t).pow(2).sum(1)
+        self._inv_sst, self._nvalid = inv_sst, self._valid.sum(1)
+        # Factors of the centred train rows (U S Vt) and, in the GEMM dtype, padded
+        # stacks of every target's train rows in coordinates Y_j = Phi_j Psi_j (Psi_j
+        # with orthonormal rows): Phi = U S [k, ntr, rcap] and Psi = Vt on the kept
+        # columns [k, rcap, dmax] where j is factorised, else Phi = Y_j [k, ntr, dmax]
+        # (built on first use).
+        self._factors: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+        self._rcap = min(ntr, dmax)
+        self._phi_f: Tensor | None = None
+        self._phi_y: Tensor | None = None
+        self._kcache: dict[tuple[int, int], Tensor] = {}
+        self._kcache_used = 0
+        self._work: dict[str, Tensor] = {}
 
-    # -- per-source factorisation ---------------------------------------------------
-    def _factor(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
-        """``(U [ntr, r], S [r], C [nte, r])`` with C = centred test rows @ V."""
+    def _ytrain(self, t: int) -> Tensor:
+        keep = self._keep[t]
+        return self._xtr[t] if bool(keep.all()) else self._xtr[t][:, keep]
+
+    def _ytest(self, t: int) -> Tensor:
+        keep = self._keep[t]
+        return self._xte[t] if bool(keep.all()) else self._xte[t][:, keep]
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """A reused scratch tensor (big temporaries cost page faults when reallocated)."""
+        numel = math.prod(shape)
+        buf = self._work.get(name)
+        if buf is None or buf.dtype != dtype or buf.numel() < numel:
+            buf = self._work[name] = torch.empty(numel, dtype=dtype, device=self.device)
+        return buf[:numel].view(shape)
+
+    # -- factors ----------------------------------------------------------------------
+    def _factor(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(U [ntr, r], S [r], Vt [r, D], C [nte, r])``, C = centred test rows @ V."""
         if i not in self._factors:
             x = self._xtr[i]
-            u, s, vh = torch.linalg.svd(x, full_matrices=False)
-            tol = s.max() * max(x.shape) * torch.finfo(s.dtype).eps
-            r = max(1, int((s > tol).sum()))
-            u, s, vh = u[:, :r], s[:r], vh[:r]
-            self._factors[i] = (u, s, self._xte[i] @ vh.T)
+            u = None
+            if x.shape[1] <= x.shape[0]:
+                # Eigendecomposition of the Gram matrix (2-3x cheaper than the SVD);
+                # accepted where U = X V / S is accurate to ~eps * cond(X)^2 <= 1e-12.
+                lam, v = torch.linalg.eigh(x.T @ x)
+                if lam[0] > 1e-4 * lam[-1]:
+                    s, vh = lam.flip(0).sqrt(), v.flip(1).T
+                    u, r = (x @ vh.T) / s, x.shape[1]
+            if u is None:
+                u, s, vh = torch.linalg.svd(x, full_matrices=False)
+                tol = s.max() * max(x.shape) * torch.finfo(s.dtype).eps
+                r = max(1, int((s > tol).sum()))
+                u, s, vh = u[:, :r], s[:r], vh[:r]
+            self._factors[i] = (u, s, vh, self._xte[i] @ vh.T)
+            if self._phi_f is None:
+                g, dev = self.gemm_dtype, self.device
+                self._phi_f = torch.zeros(self.k, len(self.train), self._rcap, dtype=g, device=dev)
+                self._psi = torch.zeros(self.k, self._rcap, self._dmax, dtype=g, device=dev)
+            self._phi_f[i, :, :r] = u * s
+            self._psi[i, :r, : self._width[i]] = vh[:, self._keep[i]]
         return self._factors[i]
 
-    def _targets(self, idx: list[int], dtype: torch.dtype) -> tuple[Tensor, ...]:
-        ytr = self._ytr_g if dtype != torch.float64 else self._ytr
-        if idx == list(range(idx[0], idx[0] + len(idx))):  # contiguous: views, no copies
-            ix = slice(idx[0], idx[0] + len(idx))
-        else:
-            ix = torch.tensor(idx, device=self.device)
-        return ytr[ix], self._yte[ix], self._ynorm[ix], self._inv_sst[ix], self._valid[ix]
+    def _rank(self, j: int) -> int:
+        return self._factors[j][1].numel()
 
-    def _scores_from(self, i: int, targets: list[int]) -> tuple[Tensor, Tensor]:
-        """Scores and chosen alphas of source ``i`` predicting each of ``targets``."""
-        u, s, c = self._factor(i)
-        ntr = u.shape[0]
+    def _phi(self, idx: slice, factored: bool) -> Tensor:
+        """Stacked ``Phi`` of the targets ``idx`` (see ``__init__``)."""
+        if factored:
+            return self._phi_f[idx]
+        if self._phi_y is None:
+            shape = (self.k, len(self.train), self._dmax)
+            self._phi_y = torch.zeros(shape, dtype=self.gemm_dtype, device=self.device)
+            for t in range(self.k):
+                self._phi_y[t, :, : self._width[t]] = self._ytrain(t)
+        return self._phi_y[idx]
+
+    # -- one source, many targets -----------------------------------------------------
+    def _scores_from(
+        self, i: int, targets: list[int], share: set[int] = frozenset()
+    ) -> tuple[Tensor, Tensor]:
+        """Scores and chosen alphas of source ``i`` predicting each of ``targets``.
+
+        A target's train rows are ``Y = Phi Psi`` (``Psi`` with orthonormal rows, see
+        ``__init__``); everything below needs only ``L = U^T Phi`` (``B = U^T Y = L
+        Psi``): ``P = Y B^T = Phi L^T``, ``G = B B^T = L L^T`` and the held-out
+        prediction ``C diag(g) L Psi``. For factorised targets ``L_ij = K S_j`` with
+        ``K = U_i^T U_j``, which the reverse direction reuses: it is kept for the
+        targets in ``share`` (their turn as source comes later).
+        """
+        u, s, _, c = self._factor(i)
+        ntr, r = u.shape
         s2 = s * s
         f = s2[:, None] / (s2[:, None] + self.alphas[None, :])  # [r, A] shrinkage
         h = (u * u) @ f + 1.0 / ntr  # [ntr, A] hat diagonal, intercept included
         w = (1.0 - h).clamp_min(1e-12).pow(-2)  # LOO weights 1 / (1 - h)^2
         # Mean squared LOO error of target Y (centred, [ntr, D]) at alpha a is
         #   sum_i w_ia ||y_i - (U diag(f_a) U^T Y)_i||^2
-        # = w_a . rownorms(Y) - 2 <R_a, Y B^T> + <M_a, B B^T>,   B = U^T Y,
+        # = w_a . rownorms(Y) - 2 <R_a, P> + <M_a, G>,   P = Y B^T, G = B B^T,
         # with R_a = diag(w_a) U diag(f_a), M_a = diag(f_a) U^T diag(w_a) U diag(f_a).
         # Tiers of the penalty choice: the expansion in the GEMM dtype; where rounding
-        # (bounded generously by `rel_tol` of the terms' magnitude) could change the
-        # argmin, the expansion in float64; where even that is ambiguous (ill-conditioned
-        # fits, h_ii near 1), the LOO errors from explicit residuals (as sklearn does).
-        tiers = [(self.gemm_dtype, 1e-4)] if self.gemm_dtype != torch.float64 else []
+        # (bounded by `rel_tol` of the terms' magnitude: float32 products with float64
+        # sums over blocks err by ~3e-7 of it) could change the argmin, the expansion in
+        # float64; where even that is ambiguous (ill-conditioned fits, h_ii near 1), the
+        # LOO errors from explicit residuals (as sklearn does).
+        gd = self.gemm_dtype
+        tiers = [(gd, 1e-5)] if gd != torch.float64 else []
         tiers.append((torch.float64, 1e-11))
         ops: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # built on first use
 
         def op(tier: int) -> tuple[Tensor, Tensor, Tensor]:
             if tier not in ops:
-                ops[tier] = _loo_operators(u, w, f, tiers[tier][0])
+                buf = self._buffer if tier == 0 else None
+                ops[tier] = _loo_operators(u, w, f, tiers[tier][0], buf)
             return ops[tier]
 
         g = s[:, None] / (s2[:, None] + self.alphas[None, :])  # [r, A] coefficient scale
+        cg = c.to(gd)
         out_s, out_a = [], []
-        for lo in range(0, len(targets), self.target_chunk):
-            idx = targets[lo : lo + self.target_chunk]
-            ytr, yte, ynorm, inv_sst, valid = self._targets(idx, self.gemm_dtype)
-            loo, scale, b = _loo(*op(0), ytr, ynorm, w)
-            b = b.double()
+        for lo, hi, fac in self._runs(targets):
+            idx = targets[lo:hi]
+            sl = slice(idx[0], idx[-1] + 1)
+            q = max(self._rank(j) if fac else self._width[j] for j in idx)
+            phi = self._phi(sl, fac)[:, :, :q]
+            lmat = self._cross(i, idx, phi, op(0)[0], share if fac else ())
+            loo, scale = _loo(*op(0)[1:], phi, lmat, self._ynorm[sl], w, self._buffer)
             todo = _ambiguous(loo, tiers[0][1] * scale)
             for tier in range(1, len(tiers)):
                 if len(todo) == 0:
                     break
                 dt, rel_tol = tiers[tier]
-                y = self._ytr[torch.tensor(idx, device=self.device)[todo]].to(dt)
-                loo_t, scale_t, b_t = _loo(*op(tier), y, ynorm[todo], w)
-                loo[todo], b[todo] = loo_t, b_t.double()
+                ph, lm = self._exact_terms(i, [idx[t] for t in todo.tolist()], fac, dt)
+                loo_t, scale_t = _loo(*op(tier)[1:], ph, lm, self._ynorm[sl][todo], w)
+                loo[todo] = loo_t
                 todo = todo[_ambiguous(loo_t, rel_tol * scale_t)]
             for t in todo.tolist():
-                loo[t] = _loo_direct(u, f, h, self._ytr[idx[t]], b[t])
+                y = self._ytrain(idx[t])
+                loo[t] = _loo_direct(u, f, h, y, u.T @ y)
             best = loo.argmin(1)  # first minimum, like sklearn
             coef = g.T[best]  # [T, r]
-            pred = torch.matmul(c[None] * coef[:, None, :], b)  # [T, nte, D]
-            sse = (yte - pred).pow(2).sum(1)  # [T, D]
-            r2 = 1 - (sse * inv_sst).sum(1) / valid.sum(1)
+            d = max(self._width[j] for j in idx)
+            pred = torch.matmul(cg, coef.to(gd)[:, :, None] * lmat)  # [T, nte, q]
+            if fac:
+                pred = torch.bmm(pred, self._psi[sl, :q, :d])
+            sse = (self._yte[sl, :, :d] - pred[:, :, :d]).pow(2).sum(1).double()  # [T, d]
+            r2 = 1 - (sse * self._inv_sst[sl, :d]).sum(1) / self._nvalid[sl]
+            if gd != torch.float64:
+                # sqrt amplifies rounding where R2 ~ 0: redo those in float64
+                for t in ((r2 > -1e-5) & (r2 < 1e-4)).nonzero().flatten().tolist():
+                    r2[t] = self._r2_exact(i, idx[t], coef[t])
             out_s.append(r2.clamp_min(0).sqrt())
             out_a.append(self.alphas[best])
         return torch.cat(out_s), torch.cat(out_a)
+
+    def _runs(self, targets: list[int]):
+        """``(lo, hi, factorised)``: chunks of consecutive target indices of one kind."""
+        lo = 0
+        for t in range(1, len(targets) + 1):
+            if (
+                t == len(targets)
+                or t - lo >= self.target_chunk
+                or targets[t] != targets[t - 1] + 1
+                or (targets[t] in self._factors) != (targets[lo] in self._factors)
+            ):
+                yield lo, t, targets[lo] in self._factors
+                lo = t
+
+    def _cross(self, i: int, idx: list[int], phi: Tensor, ug: Tensor, share) -> Tensor:
+        """``L = U_i^T Phi_j`` for the targets ``idx`` ``[T, r_i, q]``.
+
+        Factorised targets: ``L_ij = K S_j`` with ``K = U_i^T U_j``; an ``L_ji`` kept by
+        an earlier source ``j`` gives ``L_ij = (L_ji / S_i)^T S_j``.
+        """
+        got = [self._kcache.pop((j, i), None) for j in idx]
+        self._kcache_used -= sum(k.numel() * k.element_size() for k in got if k is not None)
+        if all(k is not None for k in got):
+            s_i = self._factors[i][1].to(ug.dtype)
+            lmat = phi.new_zeros(len(idx), ug.shape[1], phi.shape[2])
+            for t, (j, lji) in enumerate(zip(idx, got, strict=True)):
+                s_j = self._factors[j][1].to(ug.dtype)
+                lmat[t, :, : len(s_j)] = (lji / s_i).T * s_j
+            return lmat
+        lmat = torch.matmul(ug.T, phi)
+        for t, j in enumerate(idx):
+            if j not in share:
+                continue
+            keep = lmat[t, :, : self._rank(j)]
+            size = keep.numel() * keep.element_size()
+            if self._kcache_used + size <= self.cache_bytes:
+                self._kcache[(i, j)] = keep
+                self._kcache_used += size
+        return lmat
+
+    def _exact_terms(self, i: int, idx: list[int], fac: bool, dt: torch.dtype):
+        """``(Phi, L)`` for targets ``idx`` recomputed in ``dt`` (float64)."""
+        u = self._factors[i][0].to(dt)
+        phis = [
+            (self._factors[j][0] * self._factors[j][1] if fac else self._ytrain(j)).to(dt)
+            for j in idx
+        ]
+        shape = (len(idx), u.shape[0], max(p.shape[1] for p in phis))
+        phi = torch.zeros(shape, dtype=dt, device=self.device)
+        for t, p in enumerate(phis):
+            phi[t, :, : p.shape[1]] = p
+        return phi, torch.matmul(u.T, phi)
+
+    def _r2_exact(self, i: int, j: int, coef: Tensor) -> Tensor:
+        """Held-out R2 of source ``i`` -> target ``j`` in float64 (``coef`` = scale g)."""
+        u, _, _, c = self._factors[i]
+        pred = (c * coef) @ (u.T @ self._ytrain(j))
+        d = self._width[j]
+        sse = (self._ytest(j) - pred).pow(2).sum(0)
+        return 1 - (sse * self._inv_sst[j, :d]).sum() / self._nvalid[j]
 
     # -- public ---------------------------------------------------------------------
     def scores(self, pairs: Sequence[tuple[int, int]], *, return_alphas: bool = False):
@@ -287,10 +435,20 @@ class RidgeEngine:
         by_source: dict[int, list[int]] = {}
         for pos, (i, _) in enumerate(pairs):
             by_source.setdefault(i, []).append(pos)
-        for i, positions in by_source.items():
-            sc, al = self._scores_from(i, [pairs[p][1] for p in positions])
-            out[positions] = sc
-            alph[positions] = al
+        for i in by_source:  # every source is factorised (and then a cheaper target)
+            self._factor(i)
+        pending = set(pairs)
+        try:
+            for i, positions in by_source.items():
+                targets = [pairs[p][1] for p in positions]
+                pending.difference_update((i, j) for j in targets)
+                share = {j for j in targets if (j, i) in pending}
+                sc, al = self._scores_from(i, targets, share)
+                out[positions] = sc
+                alph[positions] = al
+        finally:
+            self._kcache.clear()
+            self._kcache_used = 0
         return (out, alph) if return_alphas else out
 
     def score_matrix(self, *, diagonal: bool = False) -> Tensor:
@@ -312,30 +470,71 @@ class RidgeEngine:
         return torch.minimum(sm, sm.T)
 
 
-def _loo_operators(u: Tensor, w: Tensor, f: Tensor, dtype: torch.dtype):
-    """``(U, R, M)`` in ``dtype``: ``R_a = diag(w_a) U diag(f_a)``,
-    ``M_a = diag(f_a) U^T diag(w_a) U diag(f_a)``, flattened to ``[A, -1]``."""
-    ug, wg, fg = u.to(dtype), w.to(dtype), f.to(dtype)
+def _loo_operators(u: Tensor, w: Tensor, f: Tensor, dtype: torch.dtype, buffer=None):
+    """``(U, R, M)`` in ``dtype``: ``R[(i, k), a] = w_ia U_ik f_ka`` ``[ntr * r, A]`` and
+    ``M[(k, l), a] = f_ka (U^T diag(w_a) U)_kl f_la`` ``[r * r, A]``. ``buffer(name,
+    shape, dtype)`` may supply scratch space."""
+    ug, fg = u.to(dtype), f.to(dtype)
+    ntr, r = ug.shape
     n_alpha = f.shape[1]
-    rmat = (wg.T[:, :, None] * ug[None] * fg.T[:, None, :]).reshape(n_alpha, -1)
-    m = torch.matmul(ug.T[None] * wg.T[:, None, :], ug) * (fg.T[:, :, None] * fg.T[:, None, :])
-    return ug, rmat, m.reshape(n_alpha, -1)
+
+    def empty(name, *shape):
+        if buffer is None:
+            return torch.empty(shape, dtype=dtype, device=u.device)
+        return buffer(name, shape, dtype)
+
+    # U^T diag(w_a) U for all alphas from a low-rank basis of the weights W = [w_a]:
+    # the w_a of penalties far below the smallest S^2 (f ~ 1) nearly coincide. Dropped
+    # components change each w_ia by at most their singular value <= `tol` * min(w),
+    # hence each M_a (and the LOO term it enters) by at most that fraction.
+    wu, ws, wvh = torch.linalg.svd(w, full_matrices=False)
+    tol = (1e-15 if dtype == torch.float64 else 1e-9) * w.min()
+    rho = max(1, int((ws > tol).sum()))
+    ub = torch.mul(
+        ug[:, :, None], (wu[:, :rho] * ws[:rho]).to(dtype)[:, None, :], out=empty("ub", ntr, r, rho)
+    )
+    # U^T diag(b) U for the basis: one GEMM for the first half of the rows and one for
+    # the lower-right block; the lower-left block is the transposed upper-right.
+    h = r // 2
+    mb = torch.empty(r, r, rho, dtype=dtype, device=u.device)
+    mb[:h] = (ug[:, :h].T @ ub.view(ntr, r * rho)).view(h, r, rho)
+    mb[h:, h:] = (ug[:, h:].T @ ub[:, h:].reshape(ntr, -1)).view(r - h, r - h, rho)
+    mb[h:, :h] = mb[:h, h:].transpose(0, 1)
+    m = (mb.view(r * r, rho) @ wvh[:rho].to(dtype)).view(r, r, n_alpha)
+    m = m * fg[:, None, :] * fg[None, :, :]
+    rmat = torch.mul(ug[:, :, None], w.to(dtype)[:, None, :], out=empty("rmat", ntr, r, n_alpha))
+    rmat.mul_(fg[None])
+    return ug, rmat.view(ntr * r, n_alpha), m.view(r * r, n_alpha)
 
 
-def _loo(u: Tensor, rmat: Tensor, m: Tensor, ytr: Tensor, ynorm: Tensor, w: Tensor):
-    """Summed squared LOO errors ``[T, A]``, their terms' magnitude, and ``B = U^T Y``.
+def _loo(rmat, mt, phi, lmat, ynorm, w, buffer=None):
+    """Summed squared LOO errors ``[T, A]`` and their terms' magnitude.
 
-    ``sum_i w_ia ||y_i - (U diag(f_a) U^T Y)_i||^2 = w_a . rownorms(Y) - 2 <R_a, Y B^T>
-    + <M_a, B B^T>``. The three products run in ``u``'s dtype.
+    ``w_a . rownorms(Y) - 2 <R_a, P> + <M_a, G>`` with ``P = Phi L^T`` and ``G = L L^T``
+    (see :meth:`RidgeEngine._scores_from`); the products run in ``phi``'s dtype.
     """
-    t = ytr.shape[0]
-    b = torch.matmul(u.T, ytr)  # [T, r, D]
-    p = torch.bmm(ytr, b.transpose(1, 2))  # [T, ntr, r]
-    gram = torch.bmm(b, b.transpose(1, 2))  # [T, r, r]
+    t, ntr, r = phi.shape[0], phi.shape[1], lmat.shape[1]
+    p = buffer("p", (t, ntr, r), phi.dtype) if buffer is not None else None
+    p = torch.bmm(phi, lmat.transpose(1, 2), out=p)  # [T, ntr, r]
+    gram = torch.bmm(lmat, lmat.transpose(1, 2))  # [T, r, r]
     term1 = ynorm @ w
-    term2 = (p.reshape(t, -1) @ rmat.T).double()
-    term3 = (gram.reshape(t, -1) @ m.T).double()
-    return term1 - 2 * term2 + term3, term1 + 2 * term2.abs() + term3.abs(), b
+    term2 = _mm64(p.view(t, -1), rmat)
+    term3 = _mm64(gram.view(t, -1), mt)
+    return term1 - 2 * term2 + term3, term1 + 2 * term2.abs() + term3.abs()
+
+
+def _mm64(a: Tensor, b: Tensor, block: int = 4096) -> Tensor:
+    """``a [T, n] @ b [n, A]`` in float64, summing blocks of the long contraction in
+    float64 (float32 partial sums over ~1e5 terms lose ~1e-5 relative; blocks ~1e-7)."""
+    n = a.shape[1]
+    if a.dtype == torch.float64 or n < 2 * block:
+        return (a @ b).double()
+    nb = n // block
+    cut = nb * block
+    parts = torch.bmm(
+        a[:, :cut].reshape(-1, nb, block).transpose(0, 1), b[:cut].view(nb, block, -1)
+    )
+    return parts.double().sum(0) + (a[:, cut:] @ b[cut:]).double()
 
 
 def _ambiguous(loo: Tensor, tol: Tensor) -> Tensor:
@@ -399,10 +598,10 @@ def _per_target(source, target, alphas, test_fraction, seed, return_alpha):
         names=["source", "target"],
         precision="double",
     )
-    u, s, c = engine._factor(0)
-    valid = engine._valid[1]
-    d = int(engine._valid[1].shape[0])
-    y, yte = engine._ytr[1, :, :d], engine._yte[1, :, :d]
+    u, s, _, c = engine._factor(0)
+    d = engine._width[1]
+    valid = engine._valid[1, :d]
+    y, yte = engine._ytrain(1), engine._ytest(1)
     s2 = s * s
     f = s2[:, None] / (s2[:, None] + engine.alphas[None, :])
     h = (u * u) @ f + 1.0 / u.shape[0]

@@ -79,14 +79,21 @@ def test_engine_matches_pairwise_and_sklearn():
         for d in (8, 12, 20, 8)
     ]
     sm = RidgeEngine(reprs).score_matrix()
+    sm64 = RidgeEngine(reprs, precision="double").score_matrix()
     for i in range(4):
         for j in range(4):
             if i != j:
                 assert sm[i, j] == pytest.approx(sklearn_score(reprs[i], reprs[j]), abs=1e-3)
-                assert sm[i, j] == pytest.approx(encoding_score(reprs[i], reprs[j]), abs=1e-9)
+                # the batched engine takes other (float32) routes than a single pair
+                # (targets that are also sources enter through their factors, products
+                # shared by both directions): equal to float32 rounding, and to float64
+                # rounding at precision="double"
+                assert sm[i, j] == pytest.approx(encoding_score(reprs[i], reprs[j]), abs=1e-6)
+                single = encoding_score(reprs[i], reprs[j], precision="double")
+                assert sm64[i, j] == pytest.approx(single, abs=1e-12)
     sim = similarity_matrix(reprs)
     assert torch.allclose(sim, sim.T) and torch.all(sim.diagonal() == 1)
-    assert sim[0, 1] == pytest.approx(similarity(reprs[0], reprs[1]), abs=1e-9)
+    assert sim[0, 1] == pytest.approx(similarity(reprs[0], reprs[1]), abs=1e-6)
 
 
 def test_known_answers_order_of_noise_and_independence():
