@@ -42,7 +42,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,9 +268,13 @@ def pairwise_congruity(
     one_sided: bool = False,
     impls: str = "intervention",
     progress: bool = False,
+    cross: Callable[..., Tensor] | None = None,
     **ridge: Any,
 ) -> list[dict[str, Any]]:
     """Congruity of each pair ``(i, j)`` of ``units`` (default: all ``i < j``).
+
+    ``cross`` replaces :func:`cross_similarities` (same signature), e.g. by the
+    block-distributed version of :mod:`interpeq.compare_distributed`.
 
     ``impls`` says where the co-implementations of each side come from (SPEC section 4):
 
@@ -320,7 +324,7 @@ def pairwise_congruity(
             )
     peer_pairs = sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
     every = list(dict.fromkeys([*pairs, *peer_pairs]))
-    sims = cross_similarities(units, every, seed=seed, **ridge)
+    sims = (cross or cross_similarities)(units, every, seed=seed, **ridge)
     sim = {}
     for (i, j), s in zip(every, sims.tolist(), strict=True):
         sim[i, j] = sim[j, i] = s
@@ -459,10 +463,23 @@ def compare_zoo(
     root: str | Path = DEFAULT_ROOT,
     logger: Any = None,
     progress: bool = True,
+    workers: int = 1,
+    launcher: str = "local",
+    address: str | None = None,
 ) -> CompareResult:
     """Pairwise congruity within ``zoo`` (or between ``zoo`` and ``against``); writes the
-    three files (see the module doc) and logs them to ``logger`` if given."""
+    three files (see the module doc) and logs them to ``logger`` if given.
+
+    ``launcher="ray"`` computes the units' representations and the pairwise work in
+    blocks over ``workers`` Ray workers (a local Ray, or the cluster at ``address``);
+    the files are the same (:mod:`interpeq.compare_distributed`)."""
     import numpy as np
+
+    from interpeq.compare_distributed import check_workers
+
+    check_workers(workers, launcher)
+    if launcher == "local" and (workers > 1 or address):
+        raise ValueError("--workers > 1 and --address need --launcher ray")
 
     from interpeq.report import congruity_heatmap
 
@@ -483,10 +500,24 @@ def compare_zoo(
     tasks = [u.input_task for u in every]
     tokens = probe_tokens(tasks, n_probes, seed, probes)
     check_vocab(every, tokens)
-    computed = [
-        compute_unit(u, tokens, 0 if impls == "training" else m, seed)
-        for u in tqdm(every, desc="representations", disable=not progress, unit="model")
-    ]
+    if launcher == "ray":
+        from interpeq.compare_distributed import compute_units_blocks
+
+        computed = compute_units_blocks(
+            every,
+            tokens,
+            0 if impls == "training" else m,
+            seed,
+            workers=workers,
+            address=address,
+            progress=progress,
+            self_distances_too=impls == "intervention",
+        )
+    else:
+        computed = [
+            compute_unit(u, tokens, 0 if impls == "training" else m, seed)
+            for u in tqdm(every, desc="representations", disable=not progress, unit="model")
+        ]
     nr = len(rows_u)
     if zb is None:
         pairs = [(i, j) for i in range(nr) for j in range(i + 1, nr)]
@@ -496,7 +527,14 @@ def compare_zoo(
         col_index = list(range(nr, len(every)))
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
-    results = pairwise_congruity(
+    distributed: dict[str, Any] = {}
+    if launcher == "ray":
+        from interpeq.compare_distributed import pairwise_congruity_blocks as pairwise
+
+        distributed = {"workers": workers, "launcher": launcher, "address": address}
+    else:
+        pairwise = pairwise_congruity
+    results = pairwise(
         computed,
         pairs,
         alpha=alpha,
@@ -504,6 +542,7 @@ def compare_zoo(
         one_sided=one_sided,
         impls=impls,
         progress=progress,
+        **distributed,
     )
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
 
@@ -670,6 +709,17 @@ def main(argv: list[str] | None = None) -> int:
         help="wandb (offline without an account), csv or none",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: split the pairs into blocks over Ray workers (same files; "
+        "pip install 'interpeq[ray]'; docs/scaling.md)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="ray: workers (default 1)")
+    parser.add_argument(
+        "--address", help="ray: a Ray cluster ('auto', HOST:6379 or ray://HOST:10001)"
+    )
     args = parser.parse_args(argv)
     try:
         za = load_zoo(args.zoo, args.root)
@@ -698,6 +748,9 @@ def main(argv: list[str] | None = None) -> int:
             root=args.root,
             logger=logger,
             progress=not args.no_progress,
+            workers=args.workers,
+            launcher=args.launcher,
+            address=args.address,
         )
     except ValueError as err:
         print(f"interpeq compare: error: {err}", file=sys.stderr)

@@ -26,7 +26,12 @@ DEFAULT_ROOT = Path("checkpoints")
 
 
 def train_member(
-    member: MemberSpec, store: ZooStore, *, logger: Any = False, callbacks: Sequence = ()
+    member: MemberSpec,
+    store: ZooStore,
+    *,
+    logger: Any = False,
+    callbacks: Sequence = (),
+    trainer_kwargs: dict[str, Any] | None = None,
 ) -> dict:
     """Train (or resume) one member and move it into the zoo; returns its metrics."""
     from interpeq.training import fit_member
@@ -42,6 +47,7 @@ def train_member(
         ckpt_dir=work,
         logger=logger,
         callbacks=callbacks,
+        trainer_kwargs=trainer_kwargs,
     )
     store.finish(member.to_dict(), result.metrics, result.model)
     store.log_event("finished", member.id, metrics=result.metrics)
@@ -68,7 +74,9 @@ def stack_groups(members: Sequence[MemberSpec], store: ZooStore) -> list[list[Me
     return alone + list(groups.values())
 
 
-def train_stacked(group: Sequence[MemberSpec], store: ZooStore) -> None:
+def train_stacked(
+    group: Sequence[MemberSpec], store: ZooStore, *, trainer_kwargs: dict[str, Any] | None = None
+) -> None:
     """Train a group as one stacked model, then move each member into the zoo."""
     from interpeq.training.stacked import fit_stacked
 
@@ -82,6 +90,7 @@ def train_stacked(group: Sequence[MemberSpec], store: ZooStore) -> None:
         group[0].model,
         ckpt_dir=work,
         member_dirs=[store.work_dir(i) for i in ids],
+        trainer_kwargs=trainer_kwargs,
     )
     for m, result in zip(group, results, strict=True):
         store.finish(m.to_dict(), result.metrics, result.model)
@@ -96,8 +105,20 @@ def run_zoo(
     progress: bool = True,
     logger_factory: Callable[[MemberSpec], Any] | None = None,
     callbacks_factory: Callable[[MemberSpec], Sequence] | None = None,
+    launcher: str = "local",
+    workers: int | None = None,
+    gpus_per_member: float = 0.0,
+    address: str | None = None,
 ) -> Zoo:
-    """Train the members of ``spec`` that are not finished yet, then load the zoo."""
+    """Train the members of ``spec`` that are not finished yet, then load the zoo.
+
+    ``launcher="ray"`` trains members (or stacked groups) as Ray tasks, at most
+    ``workers`` at a time, each with ``gpus_per_member`` GPUs, on a local Ray or the
+    cluster at ``address`` (:mod:`interpeq.zoo.launchers`).
+    """
+    from interpeq.zoo.launchers import check_launcher, run_groups_ray
+
+    check_launcher(launcher, workers, gpus_per_member, address)
     store = ZooStore(root, spec.name)
     members = spec.members()
     todo = [m for m in members if not store.is_finished(m.id)]
@@ -110,6 +131,19 @@ def run_zoo(
         unit="member",
         disable=not progress,
     )
+    if launcher == "ray":
+        run_groups_ray(
+            groups,
+            store,
+            members,
+            workers=workers,
+            gpus_per_member=gpus_per_member,
+            address=address,
+            logger_factory=logger_factory,
+            callbacks_factory=callbacks_factory,
+            on_done=lambda group: bar.update(len(group)),
+        )
+        groups = []
     for group in groups:
         bar.set_postfix_str(group[0].id if len(group) == 1 else f"{len(group)} stacked")
         if len(group) > 1:
@@ -147,6 +181,27 @@ def main(argv: list[str] | None = None) -> int:
         help="one run per member (W&B offline without an account; group = zoo). "
         "'none' (default) lets same-architecture members train stacked",
     )
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): one member after another in this process; ray: members (or "
+        "stacked groups) as Ray tasks, see docs/scaling.md (pip install 'interpeq[ray]')",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="ray: members training at once (default: CPU count; a local Ray gets this many CPUs)",
+    )
+    parser.add_argument(
+        "--gpus-per-member",
+        type=float,
+        default=0.0,
+        help="ray: GPUs each member task asks for (fractions pack several members per GPU)",
+    )
+    parser.add_argument(
+        "--address", help="ray: a Ray cluster to run on ('auto', HOST:6379 or ray://HOST:10001)"
+    )
     args = parser.parse_args(argv)
     try:
         spec = ZooSpec.from_yaml(args.config)
@@ -173,7 +228,16 @@ def main(argv: list[str] | None = None) -> int:
                     save_dir=Path(args.root) / spec.name,
                 )
 
-        zoo = run_zoo(spec, args.root, progress=not args.no_progress, logger_factory=logger_factory)
+        zoo = run_zoo(
+            spec,
+            args.root,
+            progress=not args.no_progress,
+            logger_factory=logger_factory,
+            launcher=args.launcher,
+            workers=args.workers,
+            gpus_per_member=args.gpus_per_member,
+            address=args.address,
+        )
     except ValueError as err:
         print(f"interpeq zoo: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,357 @@
+"""Launchers: where the members of a zoo train.
+
+``local`` (default) trains one member (or stacked group) after another in this process
+(:func:`interpeq.zoo.runner.run_zoo`). ``ray`` turns each member, or each stacked group
+of members (:func:`interpeq.zoo.runner.stack_groups`: the same groups as ``local``, so
+the same metrics for the same seeds), into one Ray task with ``num_cpus`` /
+``num_gpus`` resources. Without an address Ray starts on this machine
+(``ray.init(num_cpus=workers * cpus_per_member)``, no dashboard, worker logs not
+forwarded); with ``address`` (``auto``, ``HOST:6379`` or ``ray://HOST:10001``) the
+tasks run on an existing Ray cluster, as many nodes and GPUs as it has.
+
+**The zoo folder stays the single source of truth.** A Ray task calls the same
+:func:`~interpeq.zoo.runner.train_member` / :func:`~interpeq.zoo.runner.train_stacked`
+as the local runner, so it checkpoints into ``.partial/<member>`` and moves the
+finished member into place with one atomic ``os.replace``; a rerun skips finished
+members and resumes interrupted ones from their last checkpoint, whichever launcher
+ran them. On a cluster the zoo root must be on a filesystem every node mounts at
+the same path (NFS, Lustre, ...).
+
+**Concurrent writers.** Several tasks write into one zoo folder at once:
+
+* member folders: each task writes only its own ``.partial/<member>`` and
+  ``<member>`` folders; the final rename is atomic;
+* ``index.json`` is a read-modify-write, which two writers would race on (both read
+  the old index, each adds its member, the last rename wins and drops the other's
+  entry). So a task never writes it (:class:`WorkerStore`): the **driver** is the
+  only writer, adding each member from the metrics the task returns. A driver killed
+  between a member's rename and its index entry leaves a finished member outside the
+  index; :func:`reconcile_index` (run at the start and end of every Ray launch) adds
+  every finished member folder missing from the index, from its own files;
+* ``events.jsonl`` is append-only: each task appends whole lines under an exclusive
+  ``flock`` of ``.events.lock`` (one ``O_APPEND`` write is atomic on a local disk, not
+  on every network filesystem; the lock makes it so on NFS, which maps ``flock`` to
+  its byte-range locks);
+* one driver per zoo folder: a Ray launch holds an exclusive ``flock`` on
+  ``.driver.lock`` and refuses to start while another holds it (the kernel releases
+  the lock of a killed driver).
+
+Each task also appends a ``placed`` event per member with the Ray node, the assigned
+resources and GPU ids (an audit of placement). A task trains on its GPU when Ray
+assigned it one and CUDA sees it; otherwise on CPU (``accelerator="cpu"``), so fake
+GPU resources (``ray.init(num_gpus=4)`` on a CPU machine) schedule but never touch
+CUDA. A Ray worker process that dies mid-task (killed, out of memory) makes Ray retry
+the task (``max_retries``), which resumes from the member's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from interpeq.zoo.spec import MemberSpec
+from interpeq.zoo.store import ZooStore, read_json
+
+LAUNCHERS = ("local", "ray")
+RAY_INSTALL_HINT = "pip install 'interpeq[ray]'"
+# interpeq's Ray objects are small (member specs, metrics, representations): a local
+# Ray needs no large shared-memory object store (Ray's default is 30% of the RAM).
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
+TASK_RETRIES = 2
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_launcher(
+    launcher: str,
+    workers: int | None = None,
+    gpus_per_member: float = 0.0,
+    address: str | None = None,
+    cpus_per_member: float = 1.0,
+) -> None:
+    """Clear errors for a bad launcher configuration, before anything starts."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; choose one of {list(LAUNCHERS)}")
+    if workers is not None and (
+        not isinstance(workers, int) or isinstance(workers, bool) or workers < 1
+    ):
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    for name, value in (("gpus_per_member", gpus_per_member), ("cpus_per_member", cpus_per_member)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if cpus_per_member == 0 and gpus_per_member == 0:
+        raise ValueError("a member needs some resources: cpus_per_member or gpus_per_member > 0")
+    if launcher == "local":
+        extra = []
+        if workers not in (None, 1):
+            extra.append(f"workers={workers}")
+        if gpus_per_member:
+            extra.append(f"gpus_per_member={gpus_per_member}")
+        if address:
+            extra.append(f"address={address!r}")
+        if extra:
+            raise ValueError(
+                f"{', '.join(extra)} need(s) the Ray launcher (--launcher ray); the local "
+                "launcher trains one member at a time in this process"
+            )
+
+
+def require_ray():
+    """``import ray``, or a ValueError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            f"the Ray launcher needs Ray, which is not installed: {RAY_INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+def connect_ray(
+    *,
+    num_cpus: float | None = None,
+    address: str | None = None,
+    object_store_memory: int | None = LOCAL_OBJECT_STORE_BYTES,
+) -> tuple[Any, bool]:
+    """``(ray, started)``: a running Ray session as is, else a connection to ``address``
+    (or ``$RAY_ADDRESS``), else a new local Ray (``num_cpus``; no dashboard, no usage
+    stats, worker logs kept in Ray's session folder, the GPUs it detects).
+    ``started`` says whether this call initialised Ray."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray, False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env_vars = {k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "INTERPEQ_")) and v}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": "WARNING",
+        "runtime_env": {"env_vars": env_vars} if env_vars else None,
+    }
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
+    ray.init(**kwargs)
+    return ray, True
+
+
+@contextlib.contextmanager
+def ray_session(**kwargs: Any) -> Iterator[Any]:
+    """:func:`connect_ray` as a context: shuts down only a Ray it started."""
+    ray, started = connect_ray(**kwargs)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class WorkerStore(ZooStore):
+    """A :class:`ZooStore` for one of several concurrent writers (see the module doc):
+    never writes ``index.json`` (the driver does) and appends events under a lock."""
+
+    def update_index(self, member_id: str, spec_dict: dict, metrics: dict) -> None:
+        return None
+
+    def log_event(self, event: str, member_id: str, **extra: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _flock(self.dir / ".events.lock"):
+            super().log_event(event, member_id, **extra)
+
+
+@contextlib.contextmanager
+def _flock(path, *, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path`` (created); yields whether it was acquired."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield True
+        return
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def reconcile_index(store: ZooStore, members: Sequence[MemberSpec]) -> list[str]:
+    """Add every finished member folder missing from ``index.json`` (from the member's
+    own ``member.json`` / ``metrics.json``); returns the ids added."""
+    index = store.read_index()["members"] if (store.dir / "index.json").exists() else {}
+    added = []
+    for m in members:
+        if m.id not in index and store.is_finished(m.id):
+            mdir = store.member_dir(m.id)
+            store.update_index(
+                m.id, read_json(mdir / "member.json"), read_json(mdir / "metrics.json")
+            )
+            added.append(m.id)
+    return added
+
+
+# ----------------------------------------------------------------------------- ray
+
+
+def _train_group_task(
+    group: Sequence[MemberSpec],
+    root: str,
+    name: str,
+    logger_factory: Callable | None,
+    callbacks_factory: Callable | None,
+) -> list[tuple[dict, dict]]:
+    """Body of one Ray task: train a member (or stacked group) into the zoo folder and
+    return ``(member.json, metrics)`` per member for the driver to index."""
+    import logging
+
+    import ray
+    import torch
+
+    from interpeq.zoo.runner import train_member, train_stacked
+
+    if not os.environ.get("INTERPEQ_VERBOSE"):
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    store = WorkerStore(root, name)
+    ctx = ray.get_runtime_context()
+    assigned = ctx.get_assigned_resources()
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    torch.set_num_threads(max(1, int(assigned.get("CPU", 1))))
+    on_gpu = bool(gpu_ids) and torch.cuda.is_available()
+    trainer_kwargs = {"accelerator": "gpu", "devices": 1} if on_gpu else None
+    # A retry (the first attempt's worker died) skips members the attempt finished; the
+    # rest of a stacked group then resume alone from their own checkpoints.
+    todo = [m for m in group if not store.is_finished(m.id)]
+    for m in todo:
+        store.log_event(
+            "placed",
+            m.id,
+            node=ctx.get_node_id(),
+            host=socket.gethostname(),
+            resources=assigned,
+            gpu_ids=gpu_ids,
+            accelerator="gpu" if on_gpu else "cpu",
+        )
+    if len(todo) > 1 and len(todo) == len(group):
+        train_stacked(todo, store, trainer_kwargs=trainer_kwargs)
+    else:
+        for member in todo:
+            train_member(
+                member,
+                store,
+                logger=logger_factory(member) if logger_factory else False,
+                callbacks=callbacks_factory(member) if callbacks_factory else (),
+                trainer_kwargs=trainer_kwargs,
+            )
+    out = []
+    for m in group:
+        mdir = store.member_dir(m.id)
+        out.append((read_json(mdir / "member.json"), read_json(mdir / "metrics.json")))
+    return out
+
+
+def run_groups_ray(
+    groups: Sequence[Sequence[MemberSpec]],
+    store: ZooStore,
+    members: Sequence[MemberSpec],
+    *,
+    workers: int | None = None,
+    gpus_per_member: float = 0.0,
+    cpus_per_member: float = 1.0,
+    address: str | None = None,
+    logger_factory: Callable[[MemberSpec], Any] | None = None,
+    callbacks_factory: Callable[[MemberSpec], Sequence] | None = None,
+    on_done: Callable[[Sequence[MemberSpec]], None] | None = None,
+) -> None:
+    """Train ``groups`` as Ray tasks (at most ``workers`` in flight), index each member
+    as its task returns, and reconcile the index with the folder (module doc)."""
+    check_launcher("ray", workers, gpus_per_member, address, cpus_per_member)
+    require_ray()
+    store.dir.mkdir(parents=True, exist_ok=True)
+    with _flock(store.dir / ".driver.lock", blocking=False) as mine:
+        if not mine:
+            raise ValueError(
+                f"another 'interpeq zoo' is training into {store.dir} (it holds "
+                f"{store.dir / '.driver.lock'}); run one driver per zoo folder"
+            )
+        reconcile_index(store, members)
+        if groups:
+            n_cpus = workers if workers is not None else (os.cpu_count() or 1)
+            with ray_session(num_cpus=n_cpus * cpus_per_member, address=address) as ray:
+                _run(
+                    ray,
+                    groups,
+                    store,
+                    workers=workers,
+                    gpus_per_member=gpus_per_member,
+                    cpus_per_member=cpus_per_member,
+                    logger_factory=logger_factory,
+                    callbacks_factory=callbacks_factory,
+                    on_done=on_done,
+                )
+        reconcile_index(store, members)
+
+
+def _run(
+    ray,
+    groups,
+    store,
+    *,
+    workers,
+    gpus_per_member,
+    cpus_per_member,
+    logger_factory,
+    callbacks_factory,
+    on_done,
+) -> None:
+    have = ray.cluster_resources()
+    for kind, need in (("GPU", gpus_per_member), ("CPU", cpus_per_member)):
+        if need and have.get(kind, 0) < need:
+            raise ValueError(
+                f"each member asks for {need:g} {kind}(s) but the Ray cluster has "
+                f"{have.get(kind, 0):g}: no member could ever be placed"
+            )
+    task = ray.remote(_train_group_task).options(
+        num_cpus=cpus_per_member,
+        num_gpus=gpus_per_member,
+        max_retries=TASK_RETRIES,
+        retry_exceptions=False,
+        name="interpeq-zoo-member",
+    )
+    queue = list(groups)
+    limit = workers if workers is not None else len(queue)
+    pending: dict[Any, Sequence[MemberSpec]] = {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < limit:
+                group = queue.pop(0)
+                ref = task.remote(
+                    list(group),
+                    str(store.dir.parent.resolve()),  # workers may run elsewhere
+                    store.name,
+                    logger_factory,
+                    callbacks_factory,
+                )
+                pending[ref] = group
+            done, _ = ray.wait(list(pending), num_returns=1)
+            group = pending.pop(done[0])
+            for spec_dict, metrics in ray.get(done[0]):
+                store.update_index(spec_dict["id"], spec_dict, metrics)
+            if on_done is not None:
+                on_done(group)
+    finally:
+        for ref in pending:  # a failure (or Ctrl-C): do not start what is still queued
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
