@@ -58,10 +58,12 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
         "members.csv",
         "chains.csv",
         "config.yaml",
-        "algorithm_matrix_intervention.csv",
-        "algorithm_matrix_intervention.png",
-        "algorithm_matrix_training.csv",
-        "algorithm_matrix_training.png",
+        *(
+            f"algorithm_matrix_{i}_{f}.{ext}"
+            for i in ("intervention", "training")
+            for f in ("two_sided", "one_sided")
+            for ext in ("csv", "png")
+        ),
     ):
         assert (report / name).stat().st_size > 0, name
     members = list(csv.DictReader(open(report / "members.csv")))
@@ -75,8 +77,9 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
     assert summary["labels"] == ["algorithm_1", "algorithm_6"]
     assert summary["families"] == {"sorting": ["algorithm_1"], "counting": ["algorithm_6"]}
     assert (summary["trained"], summary["reused"]) == (12, 0)
-    for impls in ("intervention", "training"):
-        res = summary["results"][impls]
+    for key in ("intervention/two_sided", "intervention/one_sided", "training/two_sided"):
+        impls, form = key.split("/")
+        res = summary["results"][key]
         fam = res["family_means"]
         # 3 same-algorithm pairs per algorithm, 9 across
         assert (fam["n_within_sorting"], fam["n_within_counting"], fam["n_across_families"]) == (
@@ -89,16 +92,21 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
         assert all(0 <= x <= 1 for row in m.values() for x in row)
         gap = res["checks"]["within_sorting_minus_across"]
         assert gap == pytest.approx(fam["within_sorting"] - fam["across_families"])
-        rows = list(csv.DictReader(open(report / f"algorithm_matrix_{impls}.csv")))
+        rows = list(csv.DictReader(open(report / f"algorithm_matrix_{impls}_{form}.csv")))
         assert len(rows) == 4 and {int(r["n_pairs"]) for r in rows} == {3, 9}
     dumped = yaml.safe_load((report / "config.yaml").read_text())
     assert len(dumped["members"]) == 12 and all("train_seed" in m for m in dumped["members"])
-    first = summary["results"]["intervention"]["matrix"]
+    # the two forms agree where p >= 1/2 and differ only where the pair is closer than p = 1/2
+    two, one = (
+        summary["results"][f"intervention/{f}"]["matrix"] for f in ("two_sided", "one_sided")
+    )
+    assert all(o >= t - 1e-12 for a in two for t, o in zip(two[a], one[a], strict=True))
+    first = summary["results"]["intervention/two_sided"]["matrix"]
 
     assert cli(args) == 0  # rerun: nothing retrained, same numbers
     again = json.loads((report / "summary.json").read_text())
     assert (again["trained"], again["reused"]) == (0, 12)
-    assert again["results"]["intervention"]["matrix"] == first
+    assert again["results"]["intervention/two_sided"]["matrix"] == first
     assert again["train_seconds"] < summary["train_seconds"]
 
 

@@ -6,13 +6,17 @@
    algorithm, setting and seed) and measure their end-to-end accuracy on fresh inputs.
 3. Compare every pair of chains (``interpeq compare`` with ``units="chains"``), once per
    co-implementation source in ``compare.impls``, and average into the 6 x 6 algorithm
-   matrix with bootstrap CIs.
+   matrix with bootstrap CIs, in two forms of congruity: the paper's two-sided
+   ``1 - |2p - 1|`` and the one-sided ``min(1, 2(1 - p))`` (SPEC section 5). They
+   differ when two models are *closer* to each other than to their own
+   co-implementations (``p`` near 0): two-sided scores that 0, one-sided 1; the
+   p-value (one-sided rank test) does not reject either way.
 4. Write the report folder ``<root>/<zoo>/report/``: ``members.csv`` (every stage model),
-   ``chains.csv`` (end-to-end accuracy), ``algorithm_matrix_<impls>.{csv,png}``,
-   ``summary.json`` (family means next to the paper's, the two checks of the issue,
-   timings, machine), ``config.yaml`` (the experiment config and every member's seeds)
-   and ``report.md``; log the same to W&B (one ``reproduce`` run, plus one run per
-   member trained).
+   ``chains.csv`` (end-to-end accuracy), ``algorithm_matrix_<impls>_<form>.{csv,png}``
+   (mean congruity, CI and rejection rate per algorithm pair), ``summary.json`` (family
+   means next to the paper's, the two checks of the issue, timings, machine),
+   ``config.yaml`` (the experiment config and every member's seeds) and ``report.md``;
+   log the same to W&B (one ``reproduce`` run, plus one run per member trained).
 
 **Family means.** Pair-level means over chain pairs: *within sorting* = both chains in
 algorithms 1-4 (same or different algorithm), *across families* = one chain in 1-4 and
@@ -28,7 +32,7 @@ from typing import Any
 import torch
 import yaml
 
-from interpeq.compare import compare_zoo
+from interpeq.compare import compare_zoo, group_pairs
 from interpeq.reproduce.common import (
     MEMBER_COLUMNS,
     group_matrix,
@@ -51,7 +55,14 @@ CHAIN_COLUMNS = (
     "e2e_seq_acc",
     "min_stage_acc",
 )
+FORMS = ("two_sided", "one_sided")  # the paper's 1 - |2p - 1|, and min(1, 2(1 - p))
 MATRIX_COLUMNS = ("row", "col", "mean_congruity", "ci_low", "ci_high", "rejection_rate", "n_pairs")
+
+
+def congruity_form(p: float, form: str) -> float:
+    """Congruity from ``p`` (the fraction of co-implementations at most as far as the
+    other model): two-sided (the paper's) or one-sided (SPEC section 5)."""
+    return 1 - abs(2 * p - 1) if form == "two_sided" else min(1.0, 2 * (1 - p))
 
 
 @torch.no_grad()
@@ -200,44 +211,49 @@ def run_toy(
             out_dir=report / f"equivalence-{impls}",
             progress=progress,
         )
-        mat = group_matrix(res.groups, labels)
-        long = matrix_rows(mat, labels)
-        write_csv(report / f"algorithm_matrix_{impls}.csv", MATRIX_COLUMNS, long)
-        png = group_matrix_plot(
-            mat["mean"],
-            mat["ci_low"],
-            mat["ci_high"],
-            labels,
-            report / f"algorithm_matrix_{impls}.png",
-            families=families,
-            title=f"{spec.name}: mean congruity between algorithms\n(co-implementations by {impls})",
-        )
-        fam = family_stats(res.pairs, family_of)
-        results[impls] = {
-            "family_means": fam,
-            "checks": checks(mat, labels, family_of, fam),
-            "matrix": {a: [float(x) for x in mat["mean"][i]] for i, a in enumerate(labels)},
-            "n_rejected": res.summary["n_rejected"],
-            "n_pairs": res.summary["n_pairs"],
-            "min_p_value": res.summary.get("min_p_value"),
-        }
-        log_image(clog, f"reproduce/algorithm_matrix_{impls}", png)
-        log_table(
-            clog,
-            f"algorithm_matrix_{impls}",
-            MATRIX_COLUMNS,
-            [[r[k] for k in MATRIX_COLUMNS] for r in long],
-        )
+        for form in FORMS:
+            key = f"{impls}/{form}"
+            pairs = [dict(r, congruity=congruity_form(r["p"], form)) for r in res.pairs]
+            mat = group_matrix(group_pairs(pairs, seed=c.seed), labels)
+            long = matrix_rows(mat, labels)
+            stem = f"algorithm_matrix_{impls}_{form}"
+            write_csv(report / f"{stem}.csv", MATRIX_COLUMNS, long)
+            png = group_matrix_plot(
+                mat["mean"],
+                mat["ci_low"],
+                mat["ci_high"],
+                labels,
+                report / f"{stem}.png",
+                families=families,
+                title=f"{spec.name}: mean {form.replace('_', '-')} congruity between algorithms\n"
+                f"(co-implementations by {impls})",
+            )
+            fam = family_stats(pairs, family_of)
+            results[key] = {
+                "impls": impls,
+                "form": form,
+                "family_means": fam,
+                "checks": checks(mat, labels, family_of, fam),
+                "matrix": {a: [float(x) for x in mat["mean"][i]] for i, a in enumerate(labels)},
+                "rejection_rate": {
+                    a: [float(x) for x in mat["rejection_rate"][i]] for i, a in enumerate(labels)
+                },
+                "n_rejected": res.summary["n_rejected"],
+                "n_pairs": res.summary["n_pairs"],
+                "min_p_value": res.summary.get("min_p_value"),
+            }
+            log_image(clog, f"reproduce/{stem}", png)
+            log_table(clog, stem, MATRIX_COLUMNS, [[r[k] for k in MATRIX_COLUMNS] for r in long])
     compare_seconds = time.perf_counter() - t_compare
 
-    head = results[c.impls[0]]
+    head = results[f"{c.impls[0]}/{FORMS[0]}"]
     summary = {
         "experiment": "toy",
         "zoo": spec.name,
         "config": str(cfg.path) if cfg.path else None,
         "labels": labels,
         "families": families,
-        "headline_impls": c.impls[0],
+        "headline": f"{c.impls[0]}/{FORMS[0]}",
         "alpha": c.alpha,
         "results": results,
         "paper": cfg.paper,
@@ -278,12 +294,13 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
         + "."
     )
     lines.append("")
-    for impls, res in summary["results"].items():
+    for key, res in summary["results"].items():
         fam = res["family_means"]
+        impls, form = res["impls"], res["form"]
         lines += [
-            f"## Co-implementations by {impls}",
+            f"## {form.replace('_', '-').capitalize()} congruity, co-implementations by {impls}",
             "",
-            f"![matrix](algorithm_matrix_{impls}.png)",
+            f"![matrix](algorithm_matrix_{impls}_{form}.png)",
             "",
         ]
         lines += ["| | ours | paper |", "|---|---|---|"]
