@@ -39,7 +39,7 @@ def all_equal_minmax(L: int, V: int) -> list[Variable]:
     """y_i = 1 at every position if all of x is equal, else 0 (via max = min).
 
     max_i = max_j x_j; min_i = min_j x_j; y_i = [max_i = min_i].
-    Behaviour-matched with ``all_equal`` (which compares with the first element).
+    Behaviour-matched with ``all_equal`` (which counts the tokens differing from x_i).
     """
     return [
         Variable("max", ("x",), lambda x: broadcast(x.amax(1), x), "attn", "max_j x_j"),
@@ -55,7 +55,7 @@ def any_duplicate_sorted(L: int, V: int) -> list[Variable]:
     rank_i = #{j: x_j < x_i} + #{j < i: x_j = x_i}; sorted = x placed by rank
     (as in ``sort_ascending``); eq_prev_i = [sorted_i = sorted_{i-1}], 0 at
     i = 0; y_i = max_j eq_prev_j. Behaviour-matched with ``any_duplicate``
-    (which looks up a histogram).
+    (which matches each token against the others).
     """
 
     def eq_prev(s: torch.Tensor) -> torch.Tensor:

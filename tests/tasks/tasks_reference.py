@@ -69,9 +69,8 @@ STAGED = {
         ("output", lambda d: [(d["x"][i] + d["next"][i]) % V for i in range(L)]),
     ],
     "any_duplicate": lambda L, V: [
-        ("count", lambda d: [d["x"].count(a) for a in d["x"]]),
-        ("is_dup", lambda d: [int(c > 1) for c in d["count"]]),
-        ("output", lambda d: _broadcast(max(d["is_dup"]), L)),
+        ("dup", lambda d: [int(d["x"].count(a) > 1) for a in d["x"]]),
+        ("output", lambda d: _broadcast(max(d["dup"]), L)),
     ],
     "next_minus_current": lambda L, V: [
         ("next", lambda d: [d["x"][i + 1] if i < L - 1 else 0 for i in range(L)]),
@@ -81,9 +80,8 @@ STAGED = {
         ),
     ],
     "all_equal": lambda L, V: [
-        ("first", lambda d: _broadcast(d["x"][0], L)),
-        ("eq_first", lambda d: [int(d["x"][i] == d["first"][i]) for i in range(L)]),
-        ("output", lambda d: _broadcast(min(d["eq_first"]), L)),
+        ("n_diff", lambda d: [sum(b != a for b in d["x"]) for a in d["x"]]),
+        ("output", lambda d: [int(n == 0) for n in d["n_diff"]]),
     ],
     "alternating_parity": lambda L, V: [
         ("parity", lambda d: [a % 2 for a in d["x"]]),

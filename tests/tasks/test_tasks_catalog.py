@@ -79,8 +79,11 @@ def test_counterfactual_labels_stay_in_vocab(name):
 
 def test_depths_and_kinds():
     model = get_task("any_duplicate").model
-    assert [model.depth(v) for v in model.names] == [0, 1, 2, 3]
-    assert model["count"].kind == "attn" and model["is_dup"].kind == "mlp"
+    assert [model.depth(v) for v in model.names] == [0, 1, 2]
+    assert model["dup"].kind == "attn" and model["output"].kind == "attn"
+    assert model["dup"].heads == 4
+    model = get_task("all_equal").model
+    assert model["n_diff"].kind == "attn" and model["output"].kind == "mlp"
     for name in TASKS:
         for v in get_task(name).model.variables:
             assert v.kind in ("attn", "mlp", "any")

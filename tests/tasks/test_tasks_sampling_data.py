@@ -68,5 +68,5 @@ def test_describe_rows():
     assert set(rows) == set(list_tasks()) | set(list_algorithms())
     assert rows["algorithm_6"]["stages"] == ("rank", "any_duplicate")
     assert rows["all_equal_minmax"]["kind"] == "matched"
-    assert ("count", "attn", 1) in rows["any_duplicate"]["variables"]
+    assert ("dup", "attn", 1) in rows["any_duplicate"]["variables"]
     assert all(r["doc"] for r in rows.values())
