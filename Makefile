@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo clean-demo
+.PHONY: setup test lint demo reproduce clean-demo
 
 setup: $(STAMP)
 
@@ -30,3 +30,7 @@ test: lint
 
 demo: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/interpeq demo
+
+# The paper's toy result at CPU scale (configs/experiments/toy_cpu.yaml); resumable.
+reproduce: $(STAMP)
+	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/interpeq reproduce toy --scale cpu
