@@ -294,23 +294,10 @@ def pairwise_congruity(
     ``p_value``, ``reject``, ...). With ``impls="intervention"``, the same numbers as
     :func:`interpeq.equivalence.congruity` on each pair, with the work shared across pairs.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    if impls not in IMPL_SOURCES:
-        raise ValueError(f"unknown impls {impls!r}; choose one of {list(IMPL_SOURCES)}")
-    units = list(units)
-    if pairs is None:
-        pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
-    pairs = [(int(i), int(j)) for i, j in pairs]
+    units, pairs, used = checked_pairs(units, pairs, alpha=alpha, impls=impls)
     if not pairs:
         return []
-    used = sorted({i for p in pairs for i in p})
-    if impls != "training":
-        ms = {units[i].impls.shape[0] for i in used}
-        if len(ms) != 1:
-            raise ValueError(
-                f"every unit needs the same number of co-implementations, got {sorted(ms)}"
-            )
+    if impls == "intervention":
         for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
             self_distances(units[i], seed=seed, **ridge)
     peers = _group_peers(units, used) if impls != "intervention" else {}
@@ -320,7 +307,7 @@ def pairwise_congruity(
             raise ValueError(
                 f"impls='training' needs at least 3 units per group (the pair plus one "
                 f"co-implementation); too few in {small}: train more seeds or use "
-                f"impls='both'"
+                f"impls='intervention'"
             )
     peer_pairs = sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
     every = list(dict.fromkeys([*pairs, *peer_pairs]))
@@ -341,6 +328,33 @@ def pairwise_congruity(
         row.update(res.to_dict())
         out.append(row)
     return out
+
+
+def checked_pairs(
+    units: Sequence[Unit],
+    pairs: Sequence[tuple[int, int]] | None,
+    *,
+    alpha: float,
+    impls: str,
+) -> tuple[list[Unit], list[tuple[int, int]], list[int]]:
+    """Validate the arguments of a pairwise run: ``(units, pairs, used unit indices)``,
+    ``pairs`` defaulting to every ``i < j``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if impls not in IMPL_SOURCES:
+        raise ValueError(f"unknown impls {impls!r}; choose one of {list(IMPL_SOURCES)}")
+    units = list(units)
+    if pairs is None:
+        pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
+    pairs = [(int(i), int(j)) for i, j in pairs]
+    used = sorted({i for p in pairs for i in p})
+    if impls == "intervention":
+        ms = {units[i].impls.shape[0] for i in used}
+        if len(ms) > 1:
+            raise ValueError(
+                f"every unit needs the same number of co-implementations, got {sorted(ms)}"
+            )
+    return units, pairs, used
 
 
 def _group_peers(units: Sequence[Unit], used: Sequence[int]) -> dict[int, list[int]]:

@@ -55,7 +55,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interpeq.compare import ModelUnit, Unit, compute_unit, pairwise_congruity, self_distances
+from interpeq.compare import (
+    ModelUnit,
+    Unit,
+    checked_pairs,
+    compute_unit,
+    pairwise_congruity,
+    self_distances,
+)
 from interpeq.equivalence import DEFAULT_M, RidgeEngine
 
 LAUNCHERS = ("local", "ray")
@@ -236,22 +243,10 @@ def pairwise_congruity_blocks(
     check_workers(workers, launcher, gpus_per_worker)
     if blocks is not None:
         check_workers(blocks, launcher)
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    units = list(units)
-    if pairs is None:
-        pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
-    pairs = [(int(i), int(j)) for i, j in pairs]
+    units, pairs, used = checked_pairs(units, pairs, alpha=alpha, impls=impls)
     if not pairs:
         return []
     n_blocks = blocks or workers
-    used = sorted({i for p in pairs for i in p})
-    if impls == "intervention":
-        ms = {units[i].impls.shape[0] for i in used}
-        if len(ms) != 1:
-            raise ValueError(
-                f"every unit needs the same number of co-implementations, got {sorted(ms)}"
-            )
 
     def run(blocks_runner: _Blocks) -> list[dict[str, Any]]:
         todo = [i for i in used if impls == "intervention" and units[i].self_d is None]

@@ -17,6 +17,36 @@ from interpeq.zoo import Zoo, ZooSpec, ZooStore, run_zoo
 MEMBER_COLUMNS = ("id", "task", "setting", "seed", "acc", "iia", "strict", "steps", "seconds")
 
 
+def open_report(cfg, zoo: Zoo, *, logger: str) -> tuple[Path, list[dict[str, Any]], Any]:
+    """Start ``<zoo>/report/``: ``members.csv``, ``config.yaml`` (the experiment config
+    and every member's seeds) and the experiment's ``reproduce`` logger, which gets the
+    members table. Returns ``(report folder, member rows, logger)``."""
+    import yaml
+
+    from interpeq.report import log_table, make_logger
+
+    spec = cfg.zoo
+    report = zoo.path / "report"
+    members = member_rows(zoo)
+    write_csv(report / "members.csv", MEMBER_COLUMNS, members)
+    seeds = [
+        {"id": m.id, "model_seed": m.model.seed, "train_seed": m.train.seed} for m in spec.members()
+    ]
+    dump = {"experiment": cfg.raw, "members": seeds}
+    (report / "config.yaml").write_text(yaml.safe_dump(dump, sort_keys=False))
+    clog = make_logger(
+        logger,
+        run_name=f"{spec.name}-reproduce",
+        group=spec.name,
+        job_type="reproduce",
+        config=cfg.raw,
+        tags=[f"zoo:{spec.name}", "reproduce", cfg.experiment],
+        save_dir=zoo.path,
+    )
+    log_table(clog, "members", MEMBER_COLUMNS, [[r[c] for c in MEMBER_COLUMNS] for r in members])
+    return report, members, clog
+
+
 def train_zoo(
     spec: ZooSpec, root: Path, *, logger: str = "none", progress: bool = True
 ) -> tuple[Zoo, dict[str, Any]]:

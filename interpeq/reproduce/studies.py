@@ -22,15 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from interpeq.compare import compare_zoo
 from interpeq.equivalence import group_summary
 from interpeq.reproduce.common import (
-    MEMBER_COLUMNS,
     group_matrix,
     machine,
-    member_rows,
+    open_report,
     train_zoo,
     write_csv,
     write_json,
@@ -99,35 +96,15 @@ def run_study(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the ``matched`` or ``settings`` study of ``cfg``; returns the summary."""
-    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table, make_logger
+    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table
 
     t0 = time.perf_counter()
     root = Path(root)
     spec = cfg.zoo
     study = cfg.experiment
     zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
-    report = zoo.path / "report"
-    members = member_rows(zoo)
-    write_csv(report / "members.csv", MEMBER_COLUMNS, members)
+    report, members, clog = open_report(cfg, zoo, logger=logger)
     setting_of = {m.id: m.setting for m in zoo}
-    dump = {
-        "experiment": cfg.raw,
-        "members": [
-            {"id": m.id, "model_seed": m.model.seed, "train_seed": m.train.seed}
-            for m in spec.members()
-        ],
-    }
-    (report / "config.yaml").write_text(yaml.safe_dump(dump, sort_keys=False))
-    clog = make_logger(
-        logger,
-        run_name=f"{spec.name}-reproduce",
-        group=spec.name,
-        job_type="reproduce",
-        config=cfg.raw,
-        tags=[f"zoo:{spec.name}", "reproduce", study],
-        save_dir=zoo.path,
-    )
-    log_table(clog, "members", MEMBER_COLUMNS, [[r[c] for c in MEMBER_COLUMNS] for r in members])
     c = cfg.compare
     labels = list(dict.fromkeys(spec.tasks))
     results = {}

@@ -30,15 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from interpeq.compare import compare_zoo, group_pairs
 from interpeq.reproduce.common import (
-    MEMBER_COLUMNS,
     group_matrix,
     machine,
     matrix_rows,
-    member_rows,
+    open_report,
     train_zoo,
     write_csv,
     write_json,
@@ -153,15 +151,13 @@ def run_toy(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the toy experiment of ``cfg``; returns the summary (also in summary.json)."""
-    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table, make_logger
+    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table
     from interpeq.tasks import get_algorithm
 
     t0 = time.perf_counter()
     root = Path(root)
     spec = cfg.zoo
     zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
-    report = zoo.path / "report"
-    report.mkdir(parents=True, exist_ok=True)
 
     algos = sorted({m.task_name.split("/stage")[0] for m in zoo})
     family_of = {a: get_algorithm(a).family or a for a in algos}
@@ -170,29 +166,9 @@ def run_toy(
         families.setdefault(family_of[a], []).append(a)
     labels = [a for f in families for a in families[f]]
 
-    members = member_rows(zoo)
-    write_csv(report / "members.csv", MEMBER_COLUMNS, members)
+    report, members, clog = open_report(cfg, zoo, logger=logger)
     chains = chain_rows(zoo, spec.train.get("test_size", 1024), cfg.compare.seed)
     write_csv(report / "chains.csv", CHAIN_COLUMNS, chains)
-    config_dump = {
-        "experiment": cfg.raw,
-        "members": [
-            {"id": m.id, "model_seed": m.model.seed, "train_seed": m.train.seed}
-            for m in spec.members()
-        ],
-    }
-    (report / "config.yaml").write_text(yaml.safe_dump(config_dump, sort_keys=False))
-
-    clog = make_logger(
-        logger,
-        run_name=f"{spec.name}-reproduce",
-        group=spec.name,
-        job_type="reproduce",
-        config=cfg.raw,
-        tags=[f"zoo:{spec.name}", "reproduce", "toy"],
-        save_dir=zoo.path,
-    )
-    log_table(clog, "members", MEMBER_COLUMNS, [[r[c] for c in MEMBER_COLUMNS] for r in members])
     log_table(clog, "chains", CHAIN_COLUMNS, [[r[c] for c in CHAIN_COLUMNS] for r in chains])
 
     c = cfg.compare
