@@ -22,6 +22,17 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close ``fig``; return the path."""
+    plt = _plt()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _spans(groups: Sequence[str]) -> list[tuple[str, int, int]]:
     """Contiguous runs ``(group, start, stop)`` of a group-sorted label list."""
     spans: list[tuple[str, int, int]] = []
@@ -108,12 +119,7 @@ def congruity_heatmap(
         gx.set_xticks(range(len(cg)), cg, rotation=30, ha="right")
         gx.tick_params(length=0)
         gx.set_title("group pairs: mean congruity [95% CI], rejection rate")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def equivalence_curves(
@@ -153,12 +159,7 @@ def equivalence_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def group_matrix_plot(
@@ -204,9 +205,4 @@ def group_matrix_plot(
                 ax.axvline(i - 0.5, color="white", lw=2.5)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean congruity")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -278,7 +278,7 @@ def _items(items: Any) -> dict[str, Any]:
     return out
 
 
-def read_offline_run(run_dir: str | Path, *, wait: float = 30.0) -> dict[str, Any]:
+def read_offline_run(run_dir: str | Path, *, wait: float = 120.0) -> dict[str, Any]:
     """``{"name", "group", "job_type", "tags", "config", "history": [rows], "summary",
     "finished"}`` of a local W&B run folder (``.../wandb/offline-run-*``) or its ``.wandb``
     file. W&B's service writes the file asynchronously, so this waits up to ``wait``

@@ -175,7 +175,7 @@ def run_study(
 
 def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
     """Mean congruity (with CI) of same-task pairs per setting, one bar group per task."""
-    from interpeq.report.plots import _plt
+    from interpeq.report.plots import _plt, save_figure
 
     plt = _plt()
     tasks = sorted({r["a"] for r in rows if r["a"] != "different tasks"})
@@ -198,10 +198,7 @@ def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
     ax.set_ylabel("mean congruity of same-task pairs")
     ax.set_title(f"congruity within each zoo setting (co-implementations by {impls})")
     ax.legend(fontsize=8, ncol=5, loc="upper center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
