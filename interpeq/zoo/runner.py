@@ -3,7 +3,8 @@
 Rerunning after a kill skips finished members, resumes an interrupted member from its
 last Lightning checkpoint, and never retrains a finished one: the zoo folder (see
 :mod:`interpeq.zoo.store`) is the single source of truth, so any launcher that runs
-members against the same folder resumes the same way.
+members against the same folder resumes the same way. A finished member whose stored
+config differs from what the YAML now asks for is an error, not silently kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from interpeq.zoo.spec import MemberSpec, ZooSpec
-from interpeq.zoo.store import Zoo, ZooStore
+from interpeq.zoo.store import Zoo, ZooStore, read_json
 
 DEFAULT_ROOT = Path("checkpoints")
 
@@ -98,6 +99,40 @@ def train_stacked(
     shutil.rmtree(work, ignore_errors=True)
 
 
+def check_finished_match(members: Sequence[MemberSpec], store: ZooStore) -> None:
+    """Refuse to mix configs in one zoo: a finished member whose stored spec differs from
+    what the YAML now asks for (another learning rate, architecture, correspondence...)
+    would be skipped and silently kept. Fields absent on either side are not compared
+    (a field added to the config after the member was trained keeps its default)."""
+    stale = []
+    for m in members:
+        if not store.is_finished(m.id):
+            continue
+        stored = read_json(store.member_dir(m.id) / "member.json")
+        wanted = json.loads(json.dumps(m.to_dict()))
+        diffs = _diff(stored, wanted)
+        if diffs:
+            stale.append(f"{m.id} ({'; '.join(diffs[:3])})")
+    if stale:
+        raise ValueError(
+            f"{len(stale)} finished member(s) of zoo {store.name!r} were trained with another "
+            "config than the zoo YAML now gives: "
+            + ", ".join(stale[:5])
+            + (" ..." if len(stale) > 5 else "")
+            + f". Restore the config, or delete those folders under {store.dir} (and nothing "
+            "else) to retrain them; the other members are kept."
+        )
+
+
+def _diff(stored: Any, wanted: Any, path: str = "") -> list[str]:
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        out = []
+        for key in sorted(set(stored) & set(wanted)):
+            out += _diff(stored[key], wanted[key], f"{path}.{key}" if path else str(key))
+        return out
+    return [] if stored == wanted else [f"{path}: trained {stored!r}, now {wanted!r}"]
+
+
 def run_zoo(
     spec: ZooSpec,
     root: str | Path = DEFAULT_ROOT,
@@ -121,6 +156,7 @@ def run_zoo(
     check_launcher(launcher, workers, gpus_per_member, address)
     store = ZooStore(root, spec.name)
     members = spec.members()
+    check_finished_match(members, store)
     todo = [m for m in members if not store.is_finished(m.id)]
     stacked = spec.stacked and logger_factory is None and callbacks_factory is None
     groups = stack_groups(todo, store) if stacked else [[m] for m in todo]

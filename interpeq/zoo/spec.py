@@ -8,6 +8,11 @@ which of the four settings of SPEC section 6 to draw for each:
 - ``C``: fixed architecture; the correspondence varies within each variable's layer;
 - ``B``: both vary.
 
+``train`` holds the training hyper-parameters of every member; ``task_train`` overrides
+them per task, keyed by a catalogue task name (applies to that task and to every
+algorithm stage that is that task) or by an exact entry of the member list
+(``algorithm_5/stage0``, applied last), e.g. ``task_train: {any_duplicate: {lr: 0.001}}``.
+
 Every draw is seeded from ``(zoo name, task, setting, seed)`` with a stable hash, so
 the same YAML always yields the same members, in any process, on any machine.
 """
@@ -39,6 +44,7 @@ ZOO_KEYS = {
     "model",
     "architectures",
     "train",
+    "task_train",
     "stacked",
 }
 ARCH_KEYS = {
@@ -97,6 +103,7 @@ class ZooSpec:
     model: dict[str, Any] = field(default_factory=dict)
     architectures: dict[str, list[Any]] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     stacked: bool = True
 
     @classmethod
@@ -152,6 +159,7 @@ class ZooSpec:
             raise ValueError(
                 "settings A and B draw architectures: give 'architectures' ranges, e.g. {n_layers: [2, 3]}"
             )
+        task_train = _task_train(data.get("task_train"), tasks)
         spec = cls(
             name=str(data.get("name") or default_name),
             tasks=tasks,
@@ -160,13 +168,27 @@ class ZooSpec:
             model=dict(data.get("model") or {}),
             architectures={k: list(v) if isinstance(v, list) else [v] for k, v in arch.items()},
             train=dict(data.get("train") or {}),
+            task_train=task_train,
             stacked=bool(data.get("stacked", True)),
         )
         spec.base_model()  # validate early, before any training is spent
         from interpeq.training import TrainConfig
 
-        TrainConfig.from_dict({**spec.train, "seed": 0})
+        for task_name in spec.tasks:
+            TrainConfig.from_dict({**spec.train_for(task_name), "seed": 0})
         return spec
+
+    def train_for(self, task_name: str) -> dict[str, Any]:
+        """The training overrides of one member list entry: ``train``, then ``task_train``
+        by catalogue task name, then by the exact entry."""
+        from interpeq.training import resolve_task
+
+        catalogue = resolve_task(task_name).task.name
+        return {
+            **self.train,
+            **self.task_train.get(catalogue, {}),
+            **(self.task_train.get(task_name, {}) if task_name != catalogue else {}),
+        }
 
     def base_model(self) -> HookedTransformerConfig:
         return HookedTransformerConfig.from_dict(self.model)
@@ -219,9 +241,35 @@ class ZooSpec:
                         corr = sample_correspondence(task, cfg, seed=member_seed)
                     else:
                         corr = default_correspondence(task, cfg)
-                    train = TrainConfig.from_dict({**self.train, "seed": member_seed})
+                    train = TrainConfig.from_dict(
+                        {**self.train_for(task_name), "seed": member_seed}
+                    )
                     out.append(MemberSpec(self.name, task_name, setting, seed, cfg, corr, train))
         ids = [m.id for m in out]
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate member ids: list each task and seed once")
         return out
+
+
+def _task_train(data: Any, tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """Validate ``task_train``: every key names a task of this zoo, every value is a mapping."""
+    from interpeq.training import resolve_task
+
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            "'task_train' must map task names to training overrides, e.g. "
+            "{any_duplicate: {lr: 0.001}}"
+        )
+    names = set(tasks) | {resolve_task(t).task.name for t in tasks}
+    out = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ValueError(
+                f"task_train names {key!r}, which is not a task of this zoo; valid: {sorted(names)}"
+            )
+        if not isinstance(value, dict):
+            raise ValueError(f"task_train[{key!r}] must be a mapping of TrainConfig fields")
+        out[str(key)] = dict(value)
+    return out

@@ -78,11 +78,68 @@ def test_smoke_config_covers_all_settings_and_varies_what_it_says():
         ({"settings": ["A"]}, "give 'architectures' ranges"),
         ({"model": {"n_layer": 2}}, "unknown model config keys"),
         ({"train": {"max_step": 2}}, "unknown train config keys"),
+        ({"task_train": {"rank": {"lr": 0.1}}}, "'rank', which is not a task of this zoo"),
+        ({"task_train": {"add_next": 0.1}}, r"task_train\['add_next'\] must be a mapping"),
+        ({"task_train": ["add_next"]}, "'task_train' must map task names"),
+        ({"task_train": {"add_next": {"lr_": 0.1}}}, "unknown train config keys"),
     ],
 )
 def test_bad_zoo_config_is_clear_error(tmp_path, changes, match):
     with pytest.raises(ValueError, match=match):
         ZooSpec.from_yaml(tiny_zoo(tmp_path, **changes))
+
+
+def test_task_train_overrides_by_task_then_by_stage(tmp_path):
+    spec = ZooSpec.from_yaml(
+        tiny_zoo(
+            tmp_path,
+            tasks=["add_next", "algorithm_5/stage0", "algorithm_6/stage1"],
+            task_train={
+                "any_duplicate": {"lr": 0.001, "max_steps": 50},
+                "algorithm_6/stage1": {"max_steps": 7},
+            },
+        )
+    )
+    train = {(m.task, m.setting, m.seed): m.train for m in spec.members()}
+    assert len(train) == 12
+    for (task, _, _), cfg in train.items():
+        if task == "add_next":  # untouched: the zoo-wide train block
+            assert (cfg.lr, cfg.max_steps) == (3e-3, TINY_TRAIN["max_steps"])
+        elif task == "algorithm_5/stage0":  # the any_duplicate stage: by catalogue name
+            assert (cfg.lr, cfg.max_steps) == (0.001, 50)
+        else:  # the exact entry wins over the catalogue name
+            assert (cfg.lr, cfg.max_steps) == (0.001, 7)
+        assert cfg.batch_size == TINY_TRAIN["batch_size"]
+    # members with other hyper-parameters never share a stacked group
+    from interpeq.zoo.runner import stack_groups
+    from interpeq.zoo.store import ZooStore
+
+    groups = stack_groups(spec.members(), ZooStore(tmp_path, spec.name))
+    for group in groups:
+        assert len({m.train.replace(seed=0) for m in group}) == 1
+    assert len(groups) == 3  # one architecture; three sets of hyper-parameters
+
+
+def test_finished_member_with_another_config_is_an_error_not_kept(tmp_path):
+    spec = ZooSpec.from_yaml(tiny_zoo(tmp_path, seeds=[0, 1], settings=["D"]))
+    zoo = run_zoo(spec, tmp_path / "ckpt", progress=False)
+    weights = (zoo.path / "add_next-D-s0" / "model.safetensors").read_bytes()
+    changed = ZooSpec.from_yaml(
+        tiny_zoo(tmp_path, seeds=[0, 1], settings=["D"], task_train={"add_next": {"lr": 0.01}})
+    )
+    with pytest.raises(ValueError, match=r"2 finished member\(s\).*add_next-D-s0 \(train.lr: "):
+        run_zoo(changed, tmp_path / "ckpt", progress=False)
+    # nothing was touched; deleting one member retrains exactly that one
+    assert (zoo.path / "add_next-D-s0" / "model.safetensors").read_bytes() == weights
+    import shutil
+
+    shutil.rmtree(zoo.path / "add_next-D-s1")
+    with pytest.raises(ValueError, match="1 finished member"):
+        run_zoo(changed, tmp_path / "ckpt", progress=False)
+    shutil.rmtree(zoo.path / "add_next-D-s0")
+    again = run_zoo(changed, tmp_path / "ckpt", progress=False)
+    assert {m.id for m in again} == {"add_next-D-s0", "add_next-D-s1"}
+    assert again["add_next-D-s0"].spec["train"]["lr"] == 0.01
 
 
 def test_missing_or_invalid_yaml(tmp_path):
