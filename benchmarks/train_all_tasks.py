@@ -43,6 +43,21 @@ def configs_for(task: str, base_model: HookedTransformerConfig, base_train: Trai
     return model, train
 
 
+def overrides(model: HookedTransformerConfig, train: TrainConfig) -> dict[str, dict]:
+    """The fields each ``configs/task/<task>.yaml`` changes, by task (for the table header)."""
+    out = {}
+    for name in list_tasks(kind="task"):
+        m, t = configs_for(name, model, train)
+        changed = {
+            k: v
+            for k, v in {**m.to_dict(), **t.to_dict()}.items()
+            if v != {**model.to_dict(), **train.to_dict()}.get(k)
+        }
+        if changed:
+            out[name] = changed
+    return out
+
+
 def train_one(task: str, args, model: HookedTransformerConfig, train: TrainConfig):
     model, train = configs_for(task, model, train)
     corr = default_correspondence(resolve_task(task).task, model)
@@ -101,6 +116,13 @@ def main() -> None:
         f"batch {train.batch_size}, lr {train.lr}, max steps {train.max_steps}; threshold stop at "
         f"{train.acc_threshold}/{train.iia_threshold}/{train.strict_threshold} (val). Held-out test "
         f"{train.test_size} rows, token-level over positions 1..9; torch threads {args.threads} on a shared 2-core CPU.",
+        "",
+        "Per-task overrides (configs/task/<task>.yaml, also used for algorithm stages of that task): "
+        + (
+            ", ".join(f"{name}: {changes}" for name, changes in overrides(model, train).items())
+            or "none"
+        )
+        + ".",
         "",
         "| task | acc | iia | strict | strict (subset) | acc seq | steps | minutes | pass |",
         "|---|---|---|---|---|---|---|---|---|",

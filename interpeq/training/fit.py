@@ -174,7 +174,7 @@ def fit_member(
             ckpt_path=str(last) if ckpt is not None else None,
             weights_only=True,
         )
-        trainer.save_checkpoint(last)
+        trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
         steps = trainer.global_step
         seconds = module.train_seconds or time.perf_counter() - start
     net = module.net.eval().cpu()

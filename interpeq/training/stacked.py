@@ -346,7 +346,7 @@ def fit_stacked(
     else:
         trainer = trainer_for(train, stack_dir, logger, callbacks, trainer_kwargs)
         trainer.fit(module, ckpt_path=str(last) if ckpt is not None else None, weights_only=True)
-        trainer.save_checkpoint(last)
+        trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
         steps = trainer.global_step
     results = []
     module = module.cpu()
