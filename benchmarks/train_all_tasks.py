@@ -147,7 +147,7 @@ def main() -> None:
     if args.algorithms or args.only_algorithms:
         lines += [
             "",
-            "| algorithm | stages (held-out acc/iia/strict, steps) | end-to-end acc | end-to-end seq acc | minutes | pass |",
+            "| algorithm | stages (held-out acc/iia/strict, steps) | end-to-end acc | end-to-end seq acc | minutes (this run; finished stages are loaded) | pass |",
             "|---|---|---|---|---|---|",
         ]
         flush()
