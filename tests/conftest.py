@@ -11,9 +11,29 @@ import os
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+import pytest  # noqa: E402
 import sklearn.linear_model  # noqa: E402, F401
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 torch.set_num_threads(1)
 _LIMIT = threadpool_limits(limits=1)
+
+
+@pytest.fixture(scope="module")
+def local_ray(request):
+    """A local Ray for one test module, with the module's ``RAY_RESOURCES`` (default 2 CPUs),
+    e.g. ``{"num_cpus": 4, "num_gpus": 4}`` for a simulated GPU cluster (CUDA is never touched)."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'interpeq[ray]'")
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        **getattr(request.module, "RAY_RESOURCES", {"num_cpus": 2}),
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=200 * 1024**2,
+        logging_level="WARNING",
+    )
+    yield ray
+    ray.shutdown()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import sys
 
 import pytest
@@ -53,22 +52,7 @@ def rect(k):
     return [(i, j) for i in range(k // 2) for j in range(k // 2, k)]
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    if not HAVE_RAY:
-        pytest.skip("Ray is not installed: pip install 'interpeq[ray]'")
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=200 * 1024**2,
-        logging_level="WARNING",
-    )
-    yield ray
-    ray.shutdown()
+RAY_RESOURCES = {"num_cpus": 2}  # for conftest's local_ray
 
 
 def test_block_plan_cuts_aligned_rows_only_for_the_compare_layouts():
@@ -131,7 +115,7 @@ def test_bad_distribution_requests_are_clear_errors(tmp_path, monkeypatch):
 
 @needs_ray
 @pytest.mark.parametrize("impls", ["intervention", "training"])
-def test_ray_blocks_equal_single_process(ray_session, impls):
+def test_ray_blocks_equal_single_process(local_ray, impls):
     units = make_units(k_per_group=5, n=80)
     kw = {"alpha": 0.05, "seed": 1, "impls": impls, "target_chunk": 4}
     single = pairwise_congruity(fresh(units), **kw)
@@ -141,7 +125,7 @@ def test_ray_blocks_equal_single_process(ray_session, impls):
 
 
 @needs_ray
-def test_compare_zoo_over_two_ray_workers_writes_the_same_files(ray_session, tmp_path):
+def test_compare_zoo_over_two_ray_workers_writes_the_same_files(local_ray, tmp_path):
     from interpeq.zoo import ZooSpec, run_zoo
 
     for name in ("lightning", "lightning.pytorch"):

@@ -187,7 +187,7 @@ class ZooSpec:
         return {
             **self.train,
             **self.task_train.get(catalogue, {}),
-            **(self.task_train.get(task_name, {}) if task_name != catalogue else {}),
+            **self.task_train.get(task_name, {}),
         }
 
     def base_model(self) -> HookedTransformerConfig:

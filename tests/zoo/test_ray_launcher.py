@@ -63,24 +63,8 @@ def without_time(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k != "seconds"}  # wall time differs
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray 'cluster' of 4 CPUs and 4 fake GPUs (CUDA is never touched)."""
-    if not HAVE_RAY:
-        pytest.skip("Ray is not installed: pip install 'interpeq[ray]'")
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        num_cpus=4,
-        num_gpus=4,
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=200 * 1024**2,
-        logging_level="WARNING",
-    )
-    yield ray
-    ray.shutdown()
+# conftest's local_ray: a local Ray 'cluster' of 4 CPUs and 4 fake GPUs (CUDA is never touched)
+RAY_RESOURCES = {"num_cpus": 4, "num_gpus": 4}
 
 
 def zoo_cmd(config: Path, root: Path, *extra: str) -> list[str]:
@@ -245,7 +229,7 @@ def test_killed_ray_run_resumes_without_retraining(tmp_path):
 
 @needs_ray
 @pytest.mark.parametrize("stacked", [False, True], ids=["members", "stacked"])
-def test_ray_zoo_equals_local_zoo(tmp_path, ray_cluster, stacked):
+def test_ray_zoo_equals_local_zoo(tmp_path, local_ray, stacked):
     """Same members, metrics and weights as the local runner (same seeds); stacked
     groups are the same groups, one Ray task each."""
     changes = {"settings": ["D", "C"]} if stacked else {"seeds": [0, 1, 2]}
@@ -283,7 +267,7 @@ def test_ray_zoo_equals_local_zoo(tmp_path, ray_cluster, stacked):
 
 
 @needs_ray
-def test_index_is_repaired_from_finished_members(tmp_path, ray_cluster):
+def test_index_is_repaired_from_finished_members(tmp_path, local_ray):
     """A driver killed between a member's atomic rename and its index entry: the next
     launch indexes the finished member from its own files, without retraining it."""
     spec = ZooSpec.from_yaml(tiny_zoo(tmp_path, "repair", seeds=[0]))
@@ -298,7 +282,7 @@ def test_index_is_repaired_from_finished_members(tmp_path, ray_cluster):
 
 
 @needs_ray
-def test_simulated_gpu_cluster_honours_resource_requests(tmp_path, ray_cluster):
+def test_simulated_gpu_cluster_honours_resource_requests(tmp_path, local_ray):
     """4 CPUs and 4 fake GPUs: with 2 GPUs per member at most 2 members train at once
     (4 would fit the CPUs), each on 2 GPUs of its own, on CPU since CUDA is absent."""
     spec = ZooSpec.from_yaml(tiny_zoo(tmp_path, "gpus", seeds=[0, 1, 2, 3], steps=40))
@@ -325,7 +309,7 @@ def test_simulated_gpu_cluster_honours_resource_requests(tmp_path, ray_cluster):
 
 
 @needs_ray
-def test_ray_zoo_cli_logs_one_csv_run_per_member(tmp_path, ray_cluster):
+def test_ray_zoo_cli_logs_one_csv_run_per_member(tmp_path, local_ray):
     """The per-member logger is built inside the member's Ray task."""
     config = tiny_zoo(tmp_path, "logged", seeds=[0, 1])
     args = ["--config", str(config), "--root", str(tmp_path), "--no-progress"]
