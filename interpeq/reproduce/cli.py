@@ -9,6 +9,12 @@ from interpeq.reproduce.config import EXPERIMENTS, SCALES, ExperimentConfig, exp
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "ioi":  # pretrained LMs (interpeq.lm, the lm extra)
+        from interpeq.lm.cli import main as ioi_main
+
+        return ioi_main(list(argv[1:]))
     parser = argparse.ArgumentParser(
         prog="interpeq reproduce",
         description="Train (or reuse) an experiment's zoo, compare it and write a report folder "
