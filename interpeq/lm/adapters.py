@@ -34,6 +34,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import Tensor
 
+from interpeq.lm.hooks import head_hook, mlp_hook
 from interpeq.lm.loading import FAMILIES, _get, load_pretrained, resolve_device
 from interpeq.models import MLP, AttnHead, Component
 
@@ -124,46 +125,15 @@ class LMAdapter:
         with ExitStack() as stack:
             for layer in sorted({*(head_patch or {}), *capture_heads}):
                 patch = (head_patch or {}).get(layer)
-                fn = self._head_hook(layer, patch, layer in capture_heads, store)
+                fn = head_hook(
+                    self.n_heads, self.d_head, layer, patch, layer in capture_heads, store
+                )
                 stack.callback(self._out_proj(layer).register_forward_pre_hook(fn).remove)
             for layer in sorted({*(mlp_patch or {}), *capture_mlps}):
                 patch = (mlp_patch or {}).get(layer)
-                fn = self._mlp_hook(layer, patch, layer in capture_mlps, store)
+                fn = mlp_hook(layer, patch, layer in capture_mlps, store)
                 stack.callback(self._mlp(layer).register_forward_hook(fn).remove)
             yield store
-
-    def _head_hook(self, layer, patch, capture, store):
-        h, dh = self.n_heads, self.d_head
-
-        def hook(module, args):
-            x = args[0]
-            z = x.view(*x.shape[:-1], h, dh)
-            if patch is not None:
-                mask, src = patch
-                sel = mask.to(x.device)[:, None, :, None]
-                z = torch.where(sel, src.to(device=x.device, dtype=x.dtype), z)
-            if capture:
-                store["attn", layer] = z.detach().clone()
-            if patch is not None:
-                return (z.reshape(x.shape), *args[1:])
-            return None
-
-        return hook
-
-    def _mlp_hook(self, layer, patch, capture, store):
-        def hook(module, args, out):
-            y = out[0] if isinstance(out, tuple) else out
-            if patch is not None:
-                mask, src = patch
-                sel = mask.to(y.device)[:, None, None]
-                y = torch.where(sel, src.to(device=y.device, dtype=y.dtype), y)
-            if capture:
-                store["mlp", layer] = y.detach().clone()
-            if patch is None:
-                return None
-            return (y, *out[1:]) if isinstance(out, tuple) else y
-
-        return hook
 
     def component_patch(
         self, components: Sequence[Component], sources: Mapping[Component, Tensor]

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         text = " ".join(str(err).split())
         print(f"interpeq reproduce ioi: error: {text}", file=sys.stderr)
         return 2
+    if summary["min_p_value"] > summary["alpha"]:
+        print(f"  note: m={summary['m']}: no pair can be rejected (min p-value > alpha)")
     for key, g in summary["headline"].items():
         paper = "" if g.get("paper") is None else f"   (paper {g['paper']:.2f})"
         print(

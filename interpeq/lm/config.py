@@ -96,7 +96,7 @@ class IOIConfig:
     p_include: float = 0.5
     apply_ln: bool | str = True
     circuit: CircuitRule = field(default_factory=CircuitRule)
-    batch_size: int = 16
+    batch_size: int = 64
     device: str = "auto"
     paper: dict[str, float] = field(default_factory=lambda: dict(PAPER))
     experiment: str = "ioi"

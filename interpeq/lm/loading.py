@@ -89,13 +89,13 @@ def load_tokenizer(name_or_path: str):
 
 
 def load_pretrained(name_or_path: str, dtype: torch.dtype = torch.float32):
-    """``(model, tokenizer)`` from a local folder, the local cache, or the hub."""
+    """``(model, tokenizer)`` from a local folder, the local cache, or the hub, the
+    weights cast to ``dtype`` (float32 by default: the ridge fits want it, and some
+    checkpoints, e.g. Pythia's, are stored in float16)."""
     from transformers import AutoModelForCausalLM
 
     model = _cache_first(
         name_or_path,
-        lambda local: AutoModelForCausalLM.from_pretrained(
-            name_or_path, dtype=dtype, local_files_only=local
-        ),
+        lambda local: AutoModelForCausalLM.from_pretrained(name_or_path, local_files_only=local),
     )
-    return model, load_tokenizer(name_or_path)
+    return model.to(dtype), load_tokenizer(name_or_path)

@@ -73,6 +73,12 @@ def _heatmap(out: Path, mat: np.ndarray, fams: list[str], groups: dict) -> Path:
 
 def _markdown(summary: dict, infos: list[dict], ids: list[str], mat: np.ndarray) -> str:
     lines = ["# IOI: interpretive equivalence of pretrained LMs", "", summary["prompts"], ""]
+    if summary["min_p_value"] > summary["alpha"]:
+        lines += [
+            f"Note: with m = {summary['m']} the smallest attainable p-value is "
+            f"{summary['min_p_value']:.3f} > alpha = {summary['alpha']}: no pair can be rejected.",
+            "",
+        ]
     lines += ["| group | mean congruity [95% CI] | rejection rate | pairs | paper |"]
     lines += ["|---|---|---|---|---|"]
     for key, g in summary["headline"].items():
@@ -143,6 +149,9 @@ def write_report(
         "headline": groups["headline"],
         "groups": groups["groups"],
         "paper": dict(cfg.paper),
+        "m": cfg.m,
+        "alpha": cfg.alpha,
+        "min_p_value": min(1.0, 2 / (cfg.m + 1)),  # Bonferroni over the two directions
         "seconds": seconds,
         "files": sorted(set(files)),
     }
@@ -170,6 +179,9 @@ def log_run(out: Path, cfg, summary: dict, pairs: list[dict], kind: str) -> None
     log_image(logger, "ioi/matrix", out / "matrix.png")
     log_image(logger, "ioi/groups", out / "groups.png")
     log_table(logger, "ioi/pairs", PAIR_KEYS, [[p[k] for k in PAIR_KEYS] for p in pairs])
+    gkeys = ["group", "mean_congruity", "ci_low", "ci_high", "rejection_rate", "n_pairs"]
+    table = [[k, *(g[c] for c in gkeys[1:])] for k, g in summary["headline"].items()]
+    log_table(logger, "ioi/groups", gkeys, table)
     flat: dict[str, Any] = {}
     for key, g in summary["headline"].items():
         for stat in ("mean_congruity", "ci_low", "ci_high", "rejection_rate"):

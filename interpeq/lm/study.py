@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from interpeq.equivalence import group_summary
@@ -113,6 +114,8 @@ def run_model(r: Resolved, prompts: IOIPrompts, cfg: IOIConfig, *, progress: boo
     meta = {"family": r.family, "n_circuit": len(circuit), "source": r.spec.source}
     unit = Unit(r.spec.id, r.family, reprs.cpu(), impls.cpu(), meta)
     del adapter, model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # one model on the GPU at a time
     return unit, info
 
 

@@ -1,0 +1,49 @@
+"""The two hook functions the adapter registers: attention-head and MLP patch / capture.
+
+Masks and sources are moved to the hooked tensor's device and dtype inside the hook, so
+callers may keep them anywhere; ``torch.where`` keeps unpatched rows bit-identical.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def head_hook(h: int, dh: int, layer: int, patch, capture: bool, store: dict):
+    """Pre-hook on the attention output projection: its input is the merged heads
+    ``[B, T, H * d_head]``; patch rows/heads by ``patch = (mask [B or 1, H], source
+    [B, T, H, d_head])`` and/or capture the result into ``store["attn", layer]``."""
+
+    def hook(module, args):
+        x = args[0]
+        z = x.reshape(*x.shape[:-1], h, dh)
+        if patch is not None:
+            mask, src = patch
+            sel = mask.to(x.device)[:, None, :, None]
+            z = torch.where(sel, src.to(device=x.device, dtype=x.dtype), z)
+        if capture:
+            store["attn", layer] = z.detach().clone()
+        if patch is not None:
+            return (z.reshape(x.shape), *args[1:])
+        return None
+
+    return hook
+
+
+def mlp_hook(layer: int, patch, capture: bool, store: dict):
+    """Forward hook on the MLP: replace rows of its output by ``patch = (mask [B or 1],
+    source [B, T, d_model])`` and/or capture it into ``store["mlp", layer]``."""
+
+    def hook(module, args, out):
+        y = out[0] if isinstance(out, tuple) else out
+        if patch is not None:
+            mask, src = patch
+            sel = mask.to(y.device)[:, None, None]
+            y = torch.where(sel, src.to(device=y.device, dtype=y.dtype), y)
+        if capture:
+            store["mlp", layer] = y.detach().clone()
+        if patch is None:
+            return None
+        return (y, *out[1:]) if isinstance(out, tuple) else y
+
+    return hook
