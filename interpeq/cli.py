@@ -22,11 +22,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train one model with SIIT (LightningCLI: --config, dotted overrides, --print_config)",
     ),
     "zoo": (
-        "interpeq.zoo.runner:main",
+        "interpeq.zoo.cli:main",
         "train every member of a zoo YAML, resumably, into checkpoints/<zoo>/",
     ),
     "compare": (
-        "interpeq.compare:main",
+        "interpeq.compare.cli:main",
         "pairwise congruity over a zoo's members, grouped by interpretation -> checkpoints/<zoo>/equivalence/",
     ),
     "reproduce": (

@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ZOO = REPO / "configs" / "zoo" / "demo.yaml"
-DEFAULT_TRACKING = REPO / "configs" / "callbacks" / "demo.yaml"
+from interpeq.resources import config_path
+
+DEFAULT_ZOO = config_path("zoo", "demo.yaml")
+DEFAULT_TRACKING = config_path("callbacks", "demo.yaml")
 
 
 def load_tracking(path: str | Path | None) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ computed once, with their co-implementation distances.
 At each capture of the :class:`ActivationCapture` in the trainer's callbacks (one is
 created with ``every_n_steps`` when there is none) the tracker computes the trained
 model's co-implementations (its own correspondence), congruity to every reference
-model (:func:`interpeq.compare.pairwise_congruity`, the same numbers as
+model (:func:`interpeq.equivalence.pairwise_congruity`, the same numbers as
 :func:`interpeq.equivalence.congruity`) and per group logs
 
 ``equivalence/<group>/congruity`` (mean over the group's models),
@@ -55,9 +55,18 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, model_configs
-from interpeq.equivalence import DEFAULT_M, group_summary
-
-DEFAULT_ROOT = Path("checkpoints")
+from interpeq.equivalence import (
+    DEFAULT_M,
+    ModelUnit,
+    Unit,
+    check_vocab,
+    compute_unit,
+    group_summary,
+    pairwise_congruity,
+    self_distances,
+)
+from interpeq.tasks.names import path_safe
+from interpeq.zoo.store import DEFAULT_ROOT, find_zoo
 
 
 @dataclass
@@ -95,15 +104,6 @@ def _parse_selector(text: str, label: str) -> dict[str, str]:
     return out
 
 
-def _zoo_path(spec: str | Path, root: Path) -> Path | None:
-    path = Path(spec)
-    if path.is_dir():
-        return path
-    if (root / str(spec)).is_dir():
-        return root / str(spec)
-    return None
-
-
 def _resolve_one(spec: Any, group: str | None, root: Path) -> list[Reference]:
     from interpeq.zoo import Member, Zoo
 
@@ -118,7 +118,7 @@ def _resolve_one(spec: Any, group: str | None, root: Path) -> list[Reference]:
             raise ValueError(
                 f"reference {dict(spec)!r}: a dict needs a 'zoo' key (plus task/setting)"
             )
-        path = _zoo_path(spec["zoo"], root)
+        path = find_zoo(spec["zoo"], root)
         if path is None:
             raise ValueError(
                 f"reference zoo {spec['zoo']!r} does not exist (nor under {str(root)!r})"
@@ -138,7 +138,7 @@ def _resolve_one(spec: Any, group: str | None, root: Path) -> list[Reference]:
         if path.is_dir() and (path / "member.json").is_file():
             zoo = Zoo.load(path.parent)
             return [_from_member(zoo[path.name], group)]
-        zpath = _zoo_path(text, root)
+        zpath = find_zoo(text, root)
         if zpath is None:
             raise ValueError(
                 f"reference {str(spec)!r} does not exist: give a zoo member folder, a zoo folder, "
@@ -170,10 +170,16 @@ def resolve_references(
         raise ValueError("no reference models given")
     groups: dict[str, list[Reference]] = {}
     for r in refs:
-        if "/" in r.group:
-            r.group = r.group.replace("/", ".")
+        r.group = path_safe(r.group)
         groups.setdefault(r.group, []).append(r)
     return groups
+
+
+@dataclass
+class _Cfg:
+    """A model config in the shape :func:`check_vocab` reads (``.cfg``)."""
+
+    cfg: Any
 
 
 class EquivalenceTracker(Callback):
@@ -238,29 +244,13 @@ class EquivalenceTracker(Callback):
         self.capture.request_impls(self.m, self.seed)
         self.capture.add_listener(self._on_capture)
         tokens = self.capture.probes(pl_module)
-        cfgs = model_configs(pl_module)
+        trained = [("the trained model", _Cfg(cfg)) for cfg in model_configs(pl_module)]
         for group, refs in self.groups.items():
             for r in refs:
-                rc = r.model.cfg
-                for cfg in cfgs:
-                    if (rc.d_vocab, rc.n_ctx, rc.d_vocab_out) != (
-                        cfg.d_vocab,
-                        cfg.n_ctx,
-                        cfg.d_vocab_out,
-                    ):
-                        raise ValueError(
-                            f"reference {r.id!r} (group {group!r}, task {r.task}) has vocabulary "
-                            f"{rc.d_vocab} -> {rc.d_vocab_out}, context {rc.n_ctx}, but the trained model has "
-                            f"{cfg.d_vocab} -> {cfg.d_vocab_out}, context {cfg.n_ctx}: congruity needs both "
-                            "models on the same probe inputs"
-                        )
-                if int(tokens.max()) >= rc.d_vocab:
-                    raise ValueError(
-                        f"reference {r.id!r}: probe tokens exceed its vocabulary {rc.d_vocab}"
-                    )
+                label = f"reference {r.id!r} (group {group!r}, task {r.task})"
+                for me in trained:
+                    check_vocab([me, (label, r.model)], tokens, outputs=True)
         if trainer.is_global_zero and not self.ref_units:
-            from interpeq.compare import ModelUnit, compute_unit, self_distances
-
             for group, refs in self.groups.items():
                 for r in refs:
                     u = compute_unit(
@@ -288,8 +278,6 @@ class EquivalenceTracker(Callback):
     # -- each capture -------------------------------------------------------------
     def evaluate(self, record: CaptureRecord) -> dict[str, dict[str, float]]:
         """Per group: congruity mean, CI, rejection rate, mean similarity for one capture."""
-        from interpeq.compare import Unit, pairwise_congruity
-
         me = Unit(record.member_id, "trained", record.reprs, record.impls)
         units = [me, *self.ref_units]
         rows = pairwise_congruity(

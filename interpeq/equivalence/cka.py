@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from interpeq.equivalence.ridge import check_representation
+from interpeq.equivalence.checks import check_representation
 
 
 def _hsic_unbiased(k: Tensor, l: Tensor) -> Tensor:  # noqa: E741

@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interpeq.equivalence.cka import _cka
-from interpeq.equivalence.ridge import RidgeEngine, check_representation
+from interpeq.equivalence.checks import check_representation
+from interpeq.equivalence.similarity import SIMILARITY_METHODS as METHODS  # noqa: F401
+from interpeq.equivalence.similarity import pair_scores
 
 DEFAULT_M = 40
-METHODS = ("ridge", "cka", "cka_debiased")
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,9 @@ def _stack_impls(x: Any, name: str, n: int) -> list[Tensor]:
 def _pair_similarities(
     mats: list[Tensor], pairs: list[tuple[int, int]], method: str, ridge_kwargs: dict
 ) -> Tensor:
-    """Similarity of each unordered pair (both directions for ridge)."""
-    if method == "ridge":
-        engine = RidgeEngine(mats, names=[f"reprs[{i}]" for i in range(len(mats))], **ridge_kwargs)
-        ordered = [p for i, j in pairs for p in ((i, j), (j, i))]
-        return engine.scores(ordered).reshape(-1, 2).amin(1)
-    if method in ("cka", "cka_debiased"):
-        return torch.stack([_cka(mats[i], mats[j], method == "cka_debiased") for i, j in pairs])
-    raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    """Similarity of each unordered pair (the worse direction for ridge)."""
+    ridge = ridge_kwargs if method == "ridge" else {}
+    return pair_scores(mats, pairs, method=method, **ridge).amin(1)
 
 
 def congruity(

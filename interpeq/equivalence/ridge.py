@@ -1,4 +1,4 @@
-"""Linear predictivity with ridge regression: the encoding score and a batched engine.
+"""The batched ridge engine: encoding scores between many representations at once.
 
 ``encoding_score(X -> Y)`` fits ridge regression (with intercept) from ``X`` to ``Y`` on
 a train split of the probe rows, choosing the penalty from a log grid by exact
@@ -50,76 +50,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-DEFAULT_ALPHAS = torch.logspace(-3, 5, 17, dtype=torch.float64)
-
-_MIN_TRAIN = 3
-_MIN_TEST = 2
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def check_representation(x: Any, name: str, *, n: int | None = None) -> Tensor:
-    """Validate a ``[n, D]`` representation matrix; return it as a float64 tensor.
-
-    Raises ``ValueError`` naming ``name`` for: not 2-D, no rows, no features, NaN/inf,
-    every feature constant, or (with ``n``) a row count different from ``n``.
-    """
-    if not isinstance(x, Tensor):
-        try:
-            x = torch.as_tensor(x)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the argument name
-            raise ValueError(f"{name} must be a [n, D] tensor, got {type(x).__name__}") from exc
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D [n, D] tensor, got shape {tuple(x.shape)}")
-    if not (x.dtype.is_floating_point or x.dtype in (torch.int64, torch.int32, torch.bool)):
-        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.shape[1] == 0:
-        raise ValueError(f"{name} has no features (shape {tuple(x.shape)})")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} has no rows (shape {tuple(x.shape)})")
-    if n is not None and x.shape[0] != n:
-        raise ValueError(
-            f"{name} has {x.shape[0]} rows but {n} were expected: every representation "
-            "must hold the same probe inputs in the same order"
-        )
-    x = x.detach().to(torch.float64)
-    if not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} contains {bad} NaN/inf value(s)")
-    if x.shape[0] > 1 and not bool((x.amax(0) > x.amin(0)).any()):
-        raise ValueError(f"{name}: every feature is constant over the probe rows")
-    return x
-
-
-def check_alphas(alphas: Any) -> Tensor:
-    if alphas is None:
-        return DEFAULT_ALPHAS.clone()
-    a = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
-    if a.numel() == 0 or not bool(torch.isfinite(a).all()) or bool((a <= 0).any()):
-        raise ValueError(
-            f"alphas must be a nonempty sequence of finite positive numbers, got {alphas!r}"
-        )
-    return a
-
-
-def split_indices(n: int, test_fraction: float = 0.1, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """``(train, test)`` row indices (each sorted) of the seeded hold-out split."""
-    if not isinstance(test_fraction, (float, int)) or not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    n_test = math.ceil(test_fraction * n)
-    if n_test < _MIN_TEST or n - n_test < _MIN_TRAIN:
-        need = max(_MIN_TRAIN + _MIN_TEST, math.ceil(_MIN_TEST / test_fraction))
-        raise ValueError(
-            f"too few probe rows: n={n} gives {n - n_test} train / {n_test} test rows at "
-            f"test_fraction={test_fraction}; need >= {_MIN_TRAIN} train and >= {_MIN_TEST} "
-            f"test rows (n >= {need})"
-        )
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    return perm[n_test:].sort().values, perm[:n_test].sort().values
-
-
-# ----------------------------------------------------------------------------- engine
+from interpeq.equivalence.checks import (  # noqa: F401  (DEFAULT_ALPHAS re-exported)
+    DEFAULT_ALPHAS,
+    check_alphas,
+    check_representation,
+    split_indices,
+)
+from interpeq.equivalence.loo import (  # noqa: F401  (_mm64 re-exported for tests)
+    _ambiguous,
+    _loo,
+    _loo_direct,
+    _loo_operators,
+    _mm64,
+)
 
 
 class RidgeEngine:
@@ -469,203 +412,25 @@ class RidgeEngine:
         sm = self.score_matrix()
         return torch.minimum(sm, sm.T)
 
-
-def _loo_operators(u: Tensor, w: Tensor, f: Tensor, dtype: torch.dtype, buffer=None):
-    """``(U, R, M)`` in ``dtype``: ``R[(i, k), a] = w_ia U_ik f_ka`` ``[ntr * r, A]`` and
-    ``M[(k, l), a] = f_ka (U^T diag(w_a) U)_kl f_la`` ``[r * r, A]``. ``buffer(name,
-    shape, dtype)`` may supply scratch space."""
-    ug, fg = u.to(dtype), f.to(dtype)
-    ntr, r = ug.shape
-    n_alpha = f.shape[1]
-
-    def empty(name, *shape):
-        if buffer is None:
-            return torch.empty(shape, dtype=dtype, device=u.device)
-        return buffer(name, shape, dtype)
-
-    # U^T diag(w_a) U for all alphas from a low-rank basis of the weights W = [w_a]:
-    # the w_a of penalties far below the smallest S^2 (f ~ 1) nearly coincide. Dropped
-    # components change each w_ia by at most their singular value <= `tol` * min(w),
-    # hence each M_a (and the LOO term it enters) by at most that fraction.
-    wu, ws, wvh = torch.linalg.svd(w, full_matrices=False)
-    tol = (1e-15 if dtype == torch.float64 else 1e-9) * w.min()
-    rho = max(1, int((ws > tol).sum()))
-    ub = torch.mul(
-        ug[:, :, None], (wu[:, :rho] * ws[:rho]).to(dtype)[:, None, :], out=empty("ub", ntr, r, rho)
-    )
-    # U^T diag(b) U for the basis: one GEMM for the first half of the rows and one for
-    # the lower-right block; the lower-left block is the transposed upper-right.
-    h = r // 2
-    mb = torch.empty(r, r, rho, dtype=dtype, device=u.device)
-    mb[:h] = (ug[:, :h].T @ ub.view(ntr, r * rho)).view(h, r, rho)
-    mb[h:, h:] = (ug[:, h:].T @ ub[:, h:].reshape(ntr, -1)).view(r - h, r - h, rho)
-    mb[h:, :h] = mb[:h, h:].transpose(0, 1)
-    m = (mb.view(r * r, rho) @ wvh[:rho].to(dtype)).view(r, r, n_alpha)
-    m = m * fg[:, None, :] * fg[None, :, :]
-    rmat = torch.mul(ug[:, :, None], w.to(dtype)[:, None, :], out=empty("rmat", ntr, r, n_alpha))
-    rmat.mul_(fg[None])
-    return ug, rmat.view(ntr * r, n_alpha), m.view(r * r, n_alpha)
-
-
-def _loo(rmat, mt, phi, lmat, ynorm, w, buffer=None):
-    """Summed squared LOO errors ``[T, A]`` and their terms' magnitude.
-
-    ``w_a . rownorms(Y) - 2 <R_a, P> + <M_a, G>`` with ``P = Phi L^T`` and ``G = L L^T``
-    (see :meth:`RidgeEngine._scores_from`); the products run in ``phi``'s dtype.
-    """
-    t, ntr, r = phi.shape[0], phi.shape[1], lmat.shape[1]
-    p = buffer("p", (t, ntr, r), phi.dtype) if buffer is not None else None
-    p = torch.bmm(phi, lmat.transpose(1, 2), out=p)  # [T, ntr, r]
-    gram = torch.bmm(lmat, lmat.transpose(1, 2))  # [T, r, r]
-    term1 = ynorm @ w
-    term2 = _mm64(p.view(t, -1), rmat)
-    term3 = _mm64(gram.view(t, -1), mt)
-    return term1 - 2 * term2 + term3, term1 + 2 * term2.abs() + term3.abs()
-
-
-def _mm64(a: Tensor, b: Tensor, block: int = 4096) -> Tensor:
-    """``a [T, n] @ b [n, A]`` in float64, summing blocks of the long contraction in
-    float64 (float32 partial sums over ~1e5 terms lose ~1e-5 relative; blocks ~1e-7)."""
-    n = a.shape[1]
-    if a.dtype == torch.float64 or n < 2 * block:
-        return (a @ b).double()
-    nb = n // block
-    cut = nb * block
-    parts = torch.bmm(
-        a[:, :cut].reshape(-1, nb, block).transpose(0, 1), b[:cut].view(nb, block, -1)
-    )
-    return parts.double().sum(0) + (a[:, cut:] @ b[cut:]).double()
-
-
-def _ambiguous(loo: Tensor, tol: Tensor) -> Tensor:
-    """Rows whose argmin could change by errors up to ``tol`` (indices)."""
-    best = loo.argmin(1, keepdim=True)
-    gap = loo - loo.gather(1, best) - tol - tol.gather(1, best)
-    gap.scatter_(1, best, float("inf"))
-    return (gap <= 0).any(1).nonzero().flatten()
-
-
-def _loo_direct(u: Tensor, f: Tensor, h: Tensor, y: Tensor, b: Tensor) -> Tensor:
-    """Summed squared LOO errors ``[A]`` from explicit residuals (float64, stable)."""
-    fitted = torch.einsum("ik,ka,kd->aid", u, f, b)
-    return ((y[None] - fitted) / (1 - h.T[:, :, None])).pow(2).sum((1, 2))
-
-
-# ----------------------------------------------------------------------------- functional
-
-
-def encoding_score(
-    source: Tensor,
-    target: Tensor,
-    *,
-    alphas: Any = None,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    alpha_per_target: bool = False,
-    return_alpha: bool = False,
-    precision: str = "mixed",
-):
-    """``sqrt(max(held-out R2, 0))`` of ridge regression ``source [n, Ds] -> target [n, Dt]``.
-
-    See the module docstring for the split, the penalty choice and constant features.
-    ``alpha_per_target=True`` chooses a penalty per target column (sklearn's option of
-    the same name). ``return_alpha=True`` also returns the chosen penalty (or the
-    per-column penalties). ``precision``: see :class:`RidgeEngine` (per-target mode
-    always runs in float64).
-    """
-    src = check_representation(source, "source")
-    check_representation(target, "target", n=src.shape[0])
-    if not alpha_per_target:
-        engine = RidgeEngine(
-            [source, target],
-            alphas=alphas,
-            test_fraction=test_fraction,
-            seed=seed,
-            names=["source", "target"],
-            precision=precision,
-        )
-        sc, al = engine.scores([(0, 1)], return_alphas=True)
-        return (float(sc[0]), float(al[0])) if return_alpha else float(sc[0])
-    return _per_target(source, target, alphas, test_fraction, seed, return_alpha)
-
-
-def _per_target(source, target, alphas, test_fraction, seed, return_alpha):
-    engine = RidgeEngine(
-        [source, target],
-        alphas=alphas,
-        test_fraction=test_fraction,
-        seed=seed,
-        names=["source", "target"],
-        precision="double",
-    )
-    u, s, _, c = engine._factor(0)
-    d = engine._width[1]
-    valid = engine._valid[1, :d]
-    y, yte = engine._ytrain(1), engine._ytest(1)
-    s2 = s * s
-    f = s2[:, None] / (s2[:, None] + engine.alphas[None, :])
-    h = (u * u) @ f + 1.0 / u.shape[0]
-    b = u.T @ y  # [r, D]
-    # LOO residuals per alpha: (y - U diag(f_a) b) / (1 - h_a)   -> mean over rows [A, D]
-    fitted = torch.einsum("ik,ka,kd->aid", u, f, b)
-    loo = ((y[None] - fitted) / (1 - h.T[:, :, None])).pow(2).mean(1)
-    best = loo.argmin(0)  # [D]
-    g = s[:, None] / (s2[:, None] + engine.alphas[None, :])
-    pred = c @ (g[:, best] * b)
-    sse = (yte - pred).pow(2).sum(0)
-    sst = (yte - yte.mean(0)).pow(2).sum(0)
-    r2 = (1 - sse[valid] / sst[valid]).mean()
-    score = float(r2.clamp_min(0).sqrt())
-    return (score, engine.alphas[best]) if return_alpha else score
-
-
-def similarity(
-    a: Tensor,
-    b: Tensor,
-    *,
-    alphas: Any = None,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    precision: str = "mixed",
-) -> float:
-    """``min(score(a -> b), score(b -> a))`` on one shared split (SPEC section 3)."""
-    engine = RidgeEngine(
-        [a, b],
-        alphas=alphas,
-        test_fraction=test_fraction,
-        seed=seed,
-        names=["a", "b"],
-        precision=precision,
-    )
-    return float(engine.scores([(0, 1), (1, 0)]).min())
-
-
-def similarity_matrix(
-    reprs: Sequence[Tensor],
-    *,
-    method: str = "ridge",
-    alphas: Any = None,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    precision: str = "mixed",
-) -> Tensor:
-    """``[k, k]`` symmetric similarity of ``k`` representations of the same probe rows.
-
-    ``method="ridge"`` (default): ``min`` of both encoding-score directions, all on one
-    shared split, with the batched engine (diagonal 1). ``method="cka"`` / ``"cka_debiased"``: linear CKA.
-    """
-    if method == "ridge":
-        return RidgeEngine(
-            reprs,
-            alphas=alphas,
-            test_fraction=test_fraction,
-            seed=seed,
-            device=device,
-            precision=precision,
-        ).similarity_matrix()
-    if method in ("cka", "cka_debiased"):
-        from interpeq.equivalence.cka import cka_matrix
-
-        return cka_matrix(reprs, debiased=method == "cka_debiased")
-    raise ValueError(f"unknown method {method!r}; choose one of ('ridge', 'cka', 'cka_debiased')")
+    def per_target(self, i: int, j: int) -> tuple[float, Tensor]:
+        """``score(i -> j)`` with one penalty chosen per target column (sklearn's
+        ``alpha_per_target=True``), from explicit float64 LOO residuals; returns the
+        score and the ``[D_j]`` chosen penalties of the kept columns."""
+        u, s, _, c = self._factor(i)
+        d = self._width[j]
+        valid = self._valid[j, :d]
+        y, yte = self._ytrain(j), self._ytest(j)
+        s2 = s * s
+        f = s2[:, None] / (s2[:, None] + self.alphas[None, :])
+        h = (u * u) @ f + 1.0 / u.shape[0]
+        b = u.T @ y  # [r, D]
+        # LOO residuals per alpha: (y - U diag(f_a) b) / (1 - h_a) -> mean over rows [A, D]
+        fitted = torch.einsum("ik,ka,kd->aid", u, f, b)
+        loo = ((y[None] - fitted) / (1 - h.T[:, :, None])).pow(2).mean(1)
+        best = loo.argmin(0)  # [D]
+        g = s[:, None] / (s2[:, None] + self.alphas[None, :])
+        pred = c @ (g[:, best] * b)
+        sse = (yte - pred).pow(2).sum(0)
+        sst = (yte - yte.mean(0)).pow(2).sum(0)
+        r2 = (1 - sse[valid] / sst[valid]).mean()
+        return float(r2.clamp_min(0).sqrt()), self.alphas[best]

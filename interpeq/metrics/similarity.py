@@ -13,8 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from interpeq.equivalence.cka import cka
-from interpeq.equivalence.ridge import RidgeEngine
+from interpeq.equivalence.similarity import SIMILARITY_METHODS, check_method, pair_scores
 from interpeq.metrics.equivalence import (
     _check_batch,
     cat_state,
@@ -24,7 +23,7 @@ from interpeq.metrics.equivalence import (
     unpack_index,
 )
 
-METHODS = ("ridge", "cka", "cka_debiased")
+METHODS = SIMILARITY_METHODS
 
 
 class RepresentationSimilarity(Metric):
@@ -51,9 +50,7 @@ class RepresentationSimilarity(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-        self.method = method
+        self.method = check_method(method)
         self.ridge_kwargs = dict(
             alphas=alphas, test_fraction=test_fraction, seed=seed, precision=precision
         )
@@ -82,10 +79,10 @@ class RepresentationSimilarity(Metric):
         keep = order_rows(unpack_index(index))
         a = cat_state(self.repr_a).reshape(-1, da)[keep]
         b = cat_state(self.repr_b).reshape(-1, db)[keep]
-        if self.method != "ridge":
-            return {"similarity": torch.tensor(cka(a, b, debiased=self.method == "cka_debiased"))}
-        engine = RidgeEngine([a, b], names=["repr_a", "repr_b"], **self.ridge_kwargs)
-        s = engine.scores([(0, 1), (1, 0)])
+        ridge = self.ridge_kwargs if self.method == "ridge" else {}
+        s = pair_scores([a, b], [(0, 1)], method=self.method, names=["repr_a", "repr_b"], **ridge)[0]
+        if self.method != "ridge":  # symmetric: one number
+            return {"similarity": torch.tensor(float(s[0]))}
         return {"similarity": s.min(), "score_ab": s[0], "score_ba": s[1]}
 
     def plot(self, val: Any = None, ax: Any = None):

@@ -16,10 +16,10 @@ import yaml
 
 from interpeq.compare import IMPL_SOURCES, PROBE_KINDS
 from interpeq.equivalence import DEFAULT_M
+from interpeq.resources import config_path
 from interpeq.zoo import ZooSpec
 
-REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS_DIR = REPO / "configs" / "experiments"
+EXPERIMENTS_DIR = config_path("experiments")
 EXPERIMENTS = ("toy", "matched", "settings")
 SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}

@@ -42,7 +42,8 @@ from interpeq.reproduce.common import (
     write_json,
 )
 from interpeq.reproduce.config import ExperimentConfig
-from interpeq.training.config import generator
+from interpeq.seeds import generator
+from interpeq.tasks.names import parse_stage
 
 CHAIN_COLUMNS = (
     "algorithm",
@@ -82,8 +83,8 @@ def end_to_end(algo_name: str, models: list, n: int, seed: int) -> tuple[float, 
 def chain_rows(zoo, n: int, seed: int) -> list[dict[str, Any]]:
     chains: dict[tuple, dict[int, Any]] = {}
     for m in zoo:
-        algo, stage = m.task_name.split("/stage")
-        chains.setdefault((algo, m.setting, m.seed), {})[int(stage)] = m
+        algo, stage = parse_stage(m.task_name)
+        chains.setdefault((algo, m.setting, m.seed), {})[stage] = m
     rows = []
     for (algo, setting, seed_), stages in sorted(chains.items()):
         ordered = [stages[k] for k in sorted(stages)]
@@ -159,7 +160,7 @@ def run_toy(
     spec = cfg.zoo
     zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
 
-    algos = sorted({m.task_name.split("/stage")[0] for m in zoo})
+    algos = sorted({parse_stage(m.task_name)[0] for m in zoo})
     family_of = {a: get_algorithm(a).family or a for a in algos}
     families: dict[str, list[str]] = {}
     for a in algos:

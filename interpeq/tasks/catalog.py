@@ -144,8 +144,7 @@ def _sort(descending: bool) -> Builder:
                 + (">" if descending else "<")
                 + " x_i} + #{j < i: x_j = x_i}",
                 # one head cannot carry a stable rank that a later head can route on
-                # (sort_ascending, 1000 steps: held-out IIA 0.62 with rank on 1 head and
-                # output on 1; 0.90 with rank on 4 heads and output on 2)
+                # (runs: benchmarks/results/task_design_history.md)
                 heads=4,
             ),
             Variable("output", ("x", "rank"), place, "attn", "y_rank[i] = x_i", heads=2),
@@ -256,12 +255,10 @@ def any_duplicate(L: int, V: int) -> list[Variable]:
     positions holding a duplicate, against a BOS sink).
     """
     # Not count_i -> is_dup_i = [count_i > 1] (mlp) -> y = max_j is_dup_j
-    # (attn -> mlp -> attn): SIIT routed around ``count`` (4000 steps: acc 0.83,
-    # IIA 0.71, count 0.65; 4 heads for count: acc 0.875, IIA 0.84). Here the
-    # layer-1 head reads the layer-0 heads directly (no MLP hop) and IIA tracks acc.
-    # Train it at lr 1e-3 (configs/task/any_duplicate.yaml): at the default 3e-3 it
-    # stalls (8000 steps: acc 0.91, IIA 0.89, strict 0.82; rows with a single repeated
-    # value are the errors); at 1e-3 it passes in 1000-2600 steps.
+    # (attn -> mlp -> attn): SIIT routed around ``count``. Here the layer-1 head reads
+    # the layer-0 heads directly (no MLP hop). Train it at lr 1e-3
+    # (configs/task/any_duplicate.yaml): at the default 3e-3 it stalls on rows with a
+    # single repeated value. Runs: benchmarks/results/task_design_history.md.
 
     def dup(x: Tensor) -> Tensor:
         others = ~torch.eye(x.shape[1], dtype=torch.bool)
@@ -283,9 +280,9 @@ def next_minus_current(L: int, V: int) -> list[Variable]:
     # Not next_{L-1} = x_{L-1} (which also gives y_{L-1} = 0): under an interchange
     # on ``next`` that convention asks the aligned head to copy its *own* token at the
     # last position (x_i again, beside x_{i+1} elsewhere) and the output MLP to give
-    # x^src_{L-1} - x^base_{L-1} there; SIIT then collapsed to a constant output
-    # (4000 steps: acc 0.19, IIA 0.14). With next_{L-1} = 0 and a fixed 0 output at
-    # the last position: acc 1.00, IIA 1.00 after 600 steps.
+    # x^src_{L-1} - x^base_{L-1} there; SIIT then collapsed to a constant output.
+    # Hence next_{L-1} = 0 and a fixed 0 output at the last position
+    # (runs: benchmarks/results/task_design_history.md).
     last = torch.arange(L) == L - 1
 
     def diff(x: Tensor, n: Tensor) -> Tensor:
@@ -307,8 +304,8 @@ def all_equal(L: int, V: int) -> list[Variable]:
     """
     # Not first_i = x_0 -> eq_first_i = [x_i = first_i] -> y = min_j eq_first_j
     # (attn -> mlp -> attn): a single layer-1 head can already compare every token
-    # with x_i, so SIIT routed around ``first`` and ``eq_first`` (4000 steps:
-    # acc 0.97, IIA 0.65; first 0.54, eq_first 0.47).
+    # with x_i, so SIIT routed around ``first`` and ``eq_first``
+    # (runs: benchmarks/results/task_design_history.md).
     return [
         Variable("n_diff", ("x",), lambda x: count_where(x, torch.ne), "attn", "#{j: x_j != x_i}"),
         Variable("output", ("n_diff",), lambda d: (d == 0).long(), "mlp", "[n_diff_i = 0]"),

@@ -11,8 +11,7 @@ stream.
 
 from __future__ import annotations
 
-import hashlib
-
+from interpeq import seeds
 from interpeq.tasks.base import Task
 
 COLUMNS = ("tokens", "labels", "source_tokens")
@@ -20,8 +19,7 @@ COLUMNS = ("tokens", "labels", "source_tokens")
 
 def split_seed(task: Task, seed: int, split: str) -> int:
     """A 63-bit seed determined by the task's name/config, ``seed`` and ``split``."""
-    key = f"interpeq|{task.name}|{task.seq_len}|{task.n_values}|{seed}|{split}"
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+    return seeds.split_seed(task.name, task.seq_len, task.n_values, seed, split)
 
 
 def to_dataset(task: Task, n: int, seed: int, split: str = "train"):

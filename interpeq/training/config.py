@@ -13,8 +13,6 @@ Task names accepted by training:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,9 +21,10 @@ import torch
 from torch import Tensor
 
 from interpeq.dataclass_io import from_dict
+from interpeq.seeds import generator  # noqa: F401  (re-exported: seeds torch generators)
+from interpeq.seeds import stream_seed as derive_seed  # noqa: F401  (re-exported)
 from interpeq.tasks import Task, get_algorithm, get_task, list_algorithms, list_tasks
-
-_STAGE = re.compile(r"^(\w+)/stage(\d+)$")
+from interpeq.tasks.names import parse_stage
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,10 @@ def resolve_task(name: str) -> TrainingTask:
     """``"add_index"``, ``"algorithm_3/stage2"`` or ``"algorithm_1"`` -> :class:`TrainingTask`."""
     if not isinstance(name, str):
         raise ValueError(f"task must be a string, got {type(name).__name__}")
-    match = _STAGE.match(name)
-    if match:
-        algo = get_algorithm(match.group(1))
-        k = int(match.group(2))
+    stage = parse_stage(name)
+    if stage:
+        algo = get_algorithm(stage[0])
+        k = stage[1]
         if not 0 <= k < len(algo.stages):
             raise ValueError(
                 f"{name!r}: {algo.name} has stages 0..{len(algo.stages) - 1} "
@@ -75,16 +74,6 @@ def resolve_task(name: str) -> TrainingTask:
         f"unknown task {name!r}; valid: tasks {list_tasks()}, algorithms {list_algorithms()}, "
         "or '<algorithm>/stage<k>'"
     )
-
-
-def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed from a tuple of ints/strings (stable across runs and platforms)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def generator(*parts: int | str) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(*parts))
 
 
 STRICT_MODES = ("one", "subset")

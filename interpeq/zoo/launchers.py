@@ -2,7 +2,7 @@
 
 ``local`` (default) trains one member (or stacked group) after another in this process
 (:func:`interpeq.zoo.runner.run_zoo`). ``ray`` turns each member, or each stacked group
-of members (:func:`interpeq.zoo.runner.stack_groups`: the same groups as ``local``, so
+of members (:func:`interpeq.zoo.train.stack_groups`: the same groups as ``local``, so
 the same metrics for the same seeds), into one Ray task with ``num_cpus`` /
 ``num_gpus`` resources. Without an address Ray starts on this machine
 (``ray.init(num_cpus=workers * cpus_per_member)``, no dashboard, worker logs not
@@ -10,7 +10,7 @@ forwarded); with ``address`` (``auto``, ``HOST:6379`` or ``ray://HOST:10001``) t
 tasks run on an existing Ray cluster, as many nodes and GPUs as it has.
 
 **The zoo folder stays the single source of truth.** A Ray task calls the same
-:func:`~interpeq.zoo.runner.train_member` / :func:`~interpeq.zoo.runner.train_stacked`
+:func:`~interpeq.zoo.train.train_member` / :func:`~interpeq.zoo.train.train_stacked`
 as the local runner, so it checkpoints into ``.partial/<member>`` and moves the
 finished member into place with one atomic ``os.replace``; a rerun skips finished
 members and resumes interrupted ones from their last checkpoint, whichever launcher
@@ -52,14 +52,20 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from interpeq._ray import (  # noqa: F401  (connect_ray, RAY_INSTALL_HINT re-exported)
+    LAUNCHERS,
+    RAY_INSTALL_HINT,
+    bounded_map,
+    check_resources,
+    connect_ray,
+    in_task_setup,
+    ray_session,
+    require_ray,
+)
 from interpeq.zoo.spec import MemberSpec
 from interpeq.zoo.store import ZooStore, read_json
+from interpeq.zoo.train import train_member, train_stacked
 
-LAUNCHERS = ("local", "ray")
-RAY_INSTALL_HINT = "pip install 'interpeq[ray]'"
-# interpeq's Ray objects are small (member specs, metrics, representations): a local
-# Ray needs no large shared-memory object store (Ray's default is 30% of the RAM).
-LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 TASK_RETRIES = 2
 
 
@@ -98,58 +104,6 @@ def check_launcher(
                 f"{', '.join(extra)} need(s) the Ray launcher (--launcher ray); the local "
                 "launcher trains one member at a time in this process"
             )
-
-
-def require_ray():
-    """``import ray``, or a ValueError saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(
-            f"the Ray launcher needs Ray, which is not installed: {RAY_INSTALL_HINT}"
-        ) from None
-    return ray
-
-
-def connect_ray(
-    *,
-    num_cpus: float | None = None,
-    address: str | None = None,
-    object_store_memory: int | None = LOCAL_OBJECT_STORE_BYTES,
-) -> tuple[Any, bool]:
-    """``(ray, started)``: a running Ray session as is, else a connection to ``address``
-    (or ``$RAY_ADDRESS``), else a new local Ray (``num_cpus``; no dashboard, no usage
-    stats, worker logs kept in Ray's session folder, the GPUs it detects).
-    ``started`` says whether this call initialised Ray."""
-    ray = require_ray()
-    if ray.is_initialized():
-        return ray, False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env_vars = {k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "INTERPEQ_")) and v}
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": "WARNING",
-        "runtime_env": {"env_vars": env_vars} if env_vars else None,
-    }
-    if address:
-        kwargs["address"] = address
-    else:
-        kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
-    ray.init(**kwargs)
-    return ray, True
-
-
-@contextlib.contextmanager
-def ray_session(**kwargs: Any) -> Iterator[Any]:
-    """:func:`connect_ray` as a context: shuts down only a Ray it started."""
-    ray, started = connect_ray(**kwargs)
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
 
 
 # ----------------------------------------------------------------------------- store
@@ -218,18 +172,12 @@ def _train_group_task(
     import logging
 
     import ray
-    import torch
-
-    from interpeq.zoo.runner import train_member, train_stacked
 
     if not os.environ.get("INTERPEQ_VERBOSE"):
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     store = WorkerStore(root, name)
     ctx = ray.get_runtime_context()
-    assigned = ctx.get_assigned_resources()
-    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-    torch.set_num_threads(max(1, int(assigned.get("CPU", 1))))
-    on_gpu = bool(gpu_ids) and torch.cuda.is_available()
+    assigned, gpu_ids, on_gpu = in_task_setup()
     trainer_kwargs = {"accelerator": "gpu", "devices": 1} if on_gpu else None
     # A retry (the first attempt's worker died) skips members the attempt finished; the
     # rest of a stacked group then resume alone from their own checkpoints.
@@ -316,13 +264,7 @@ def _run(
     callbacks_factory,
     on_done,
 ) -> None:
-    have = ray.cluster_resources()
-    for kind, need in (("GPU", gpus_per_member), ("CPU", cpus_per_member)):
-        if need and have.get(kind, 0) < need:
-            raise ValueError(
-                f"each member asks for {need:g} {kind}(s) but the Ray cluster has "
-                f"{have.get(kind, 0):g}: no member could ever be placed"
-            )
+    check_resources(ray, "member", GPU=gpus_per_member, CPU=cpus_per_member)
     task = ray.remote(_train_group_task).options(
         num_cpus=cpus_per_member,
         num_gpus=gpus_per_member,
@@ -330,28 +272,13 @@ def _run(
         retry_exceptions=False,
         name="interpeq-zoo-member",
     )
-    queue = list(groups)
-    limit = workers if workers is not None else len(queue)
-    pending: dict[Any, Sequence[MemberSpec]] = {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < limit:
-                group = queue.pop(0)
-                ref = task.remote(
-                    list(group),
-                    str(store.dir.parent.resolve()),  # workers may run elsewhere
-                    store.name,
-                    logger_factory,
-                    callbacks_factory,
-                )
-                pending[ref] = group
-            done, _ = ray.wait(list(pending), num_returns=1)
-            group = pending.pop(done[0])
-            for spec_dict, metrics in ray.get(done[0]):
-                store.update_index(spec_dict["id"], spec_dict, metrics)
-            if on_done is not None:
-                on_done(group)
-    finally:
-        for ref in pending:  # a failure (or Ctrl-C): do not start what is still queued
-            with contextlib.suppress(Exception):
-                ray.cancel(ref)
+    root = str(store.dir.parent.resolve())  # workers may run elsewhere
+    jobs = [(list(g), root, store.name, logger_factory, callbacks_factory) for g in groups]
+
+    def index(k: int, rows: list[tuple[dict, dict]]) -> None:
+        for spec_dict, metrics in rows:
+            store.update_index(spec_dict["id"], spec_dict, metrics)
+        if on_done is not None:
+            on_done(groups[k])
+
+    bounded_map(ray, task, jobs, workers if workers is not None else len(jobs), index)

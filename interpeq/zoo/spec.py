@@ -19,7 +19,6 @@ the same YAML always yields the same members, in any process, on any machine.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from typing import Any
 import yaml
 
 from interpeq.models import HookedTransformerConfig
+from interpeq.seeds import member_seed as stable_seed
+from interpeq.tasks.names import member_id, stage_name
 
 SETTINGS = {
     "D": "fixed architecture and correspondence, seed varies",
@@ -59,10 +60,6 @@ ARCH_KEYS = {
 }
 
 
-def stable_seed(*parts: Any) -> int:
-    """A 31-bit seed from its parts, identical across processes (unlike ``hash``)."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
-    return int(digest[:8], 16) & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ class MemberSpec:
 
     @property
     def id(self) -> str:
-        return f"{self.task.replace('/', '.')}-{self.setting}-s{self.seed}"
+        return member_id(self.task, self.setting, self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,7 +131,7 @@ class ZooSpec:
             resolve_task(name)  # raises ValueError listing valid tasks
         for name in data.get("algorithms") or []:
             algo = get_algorithm(name)  # raises ValueError listing valid algorithms
-            tasks.extend(f"{name}/stage{k}" for k in range(len(algo.stages)))
+            tasks.extend(stage_name(name, k) for k in range(len(algo.stages)))
         if not tasks:
             raise ValueError(
                 f"a zoo needs 'tasks' or 'algorithms'; tasks: {list_tasks()}; algorithms: {list_algorithms()}"

@@ -28,6 +28,30 @@ from pathlib import Path
 from typing import Any
 
 MEMBER_FILES = ("member.json", "metrics.json", "model.safetensors")
+DEFAULT_ROOT = Path("checkpoints")  # where zoos live unless --root / root= says otherwise
+
+
+def find_zoo(zoo: str | Path, root: str | Path = DEFAULT_ROOT) -> Path | None:
+    """The folder of a zoo given as a folder path or as a zoo name under ``root``;
+    ``None`` when neither exists."""
+    path = Path(zoo)
+    if path.is_dir():
+        return path
+    under = Path(root) / str(zoo)
+    return under if under.is_dir() else None
+
+
+def load_zoo(zoo: Any, root: str | Path = DEFAULT_ROOT) -> Zoo:
+    """A :class:`Zoo` given as one, as a zoo folder, or as a zoo name under ``root``."""
+    if isinstance(zoo, Zoo):
+        return zoo
+    path = find_zoo(zoo, root)
+    if path is None:
+        raise ValueError(
+            f"zoo {str(zoo)!r} not found (neither a folder nor a zoo under {str(root)!r}); "
+            "train it with 'interpeq zoo --config ...'"
+        )
+    return Zoo.load(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from interpeq.zoo import Zoo, ZooSpec, run_zoo
-from interpeq.zoo.runner import main as zoo_main
+from interpeq.zoo.cli import main as zoo_main
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(

@@ -244,7 +244,7 @@ def test_loaded_member_matches_trained_weights(tmp_path):
 
 
 def test_zoo_cli_logs_one_csv_run_per_member(tmp_path):
-    from interpeq.zoo.runner import main
+    from interpeq.zoo.cli import main
 
     config = tiny_zoo(tmp_path, name="logged", seeds=[0, 1], settings=["D"])
     assert (

@@ -1,0 +1,111 @@
+"""``interpeq compare <zoo> [--against <zoo>]``: parse, run :func:`compare_zoo`, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from interpeq._ray import LAUNCHERS
+from interpeq.compare.log import finish_logger
+from interpeq.compare.run import compare_zoo
+from interpeq.compare.units import UNIT_KINDS
+from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.pairwise import IMPL_SOURCES
+from interpeq.report import LOGGER_KINDS, make_logger
+from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="interpeq compare",
+        description="Pairwise congruity over a zoo's members (or composed-algorithm chains), grouped by "
+        "interpretation; writes matrix.csv, results.json and matrix.png into <root>/<zoo>/equivalence/.",
+    )
+    parser.add_argument("zoo", help="zoo folder or name under --root (e.g. smoke)")
+    parser.add_argument("--against", help="compare every unit of <zoo> with every unit of this zoo")
+    parser.add_argument(
+        "--root", default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)"
+    )
+    parser.add_argument("--n-probes", type=int, default=256, help="probe inputs (default 256)")
+    parser.add_argument(
+        "--m",
+        type=int,
+        default=DEFAULT_M,
+        help=f"co-implementations per model (default {DEFAULT_M})",
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--probes", default="mixture", help="mixture (default), uniform, or a task name"
+    )
+    parser.add_argument(
+        "--units", default="auto", choices=UNIT_KINDS, help="members or composed-algorithm chains"
+    )
+    parser.add_argument(
+        "--one-sided", action="store_true", help="one-sided congruity min(1, 2(1-p))"
+    )
+    parser.add_argument(
+        "--impls",
+        default="intervention",
+        choices=IMPL_SOURCES,
+        help="co-implementations: resample-patched copies (intervention, default) or the "
+        "other units of the same group (training; needs >= 3 units per group)",
+    )
+    parser.add_argument("--out", help="output folder (default <root>/<zoo>/equivalence)")
+    parser.add_argument(
+        "--logger",
+        default="wandb",
+        choices=LOGGER_KINDS,
+        help="wandb (offline without an account), csv or none",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="ray: split the pairs into blocks over Ray workers (same files; "
+        "pip install 'interpeq[ray]'; docs/scaling.md)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="ray: workers (default 1)")
+    parser.add_argument(
+        "--address", help="ray: a Ray cluster ('auto', HOST:6379 or ray://HOST:10001)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        za = load_zoo(args.zoo, args.root)
+        logger = make_logger(
+            args.logger,
+            run_name=f"{za.name}-compare"
+            + (f"-vs-{Path(args.against).name}" if args.against else ""),
+            group=za.name,
+            job_type="compare",
+            config={k: v for k, v in vars(args).items() if k not in ("no_progress",)},
+            tags=[f"zoo:{za.name}", "compare"],
+            save_dir=za.path,
+        )
+        result = compare_zoo(
+            za,
+            args.against,
+            n_probes=args.n_probes,
+            m=args.m,
+            alpha=args.alpha,
+            seed=args.seed,
+            probes=args.probes,
+            units=args.units,
+            one_sided=args.one_sided,
+            impls=args.impls,
+            out_dir=args.out,
+            root=args.root,
+            logger=logger,
+            progress=not args.no_progress,
+            workers=args.workers,
+            launcher=args.launcher,
+            address=args.address,
+        )
+    except ValueError as err:
+        print(f"interpeq compare: error: {err}", file=sys.stderr)
+        return 2
+    print(result.summary_text())
+    finish_logger(logger)
+    return 0

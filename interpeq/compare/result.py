@@ -1,0 +1,73 @@
+"""What a zoo comparison returns: the pairs, group pairs, matrix and summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    files: dict[str, Path]
+    pairs: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    summary: dict[str, Any]
+    row_ids: list[str]
+    col_ids: list[str]
+    matrix: Any  # numpy [rows, cols]
+
+    def summary_text(self) -> str:
+        s = self.summary
+        lines = [
+            f"{s['n_units']} units in {s['n_groups']} groups, {s['n_pairs']} pairs "
+            + (
+                f"(co-implementations by training, alpha={s['alpha']}, {s['n_probes']} probes)"
+                if s.get("impls") == "training"
+                else f"(m={s['m']}, alpha={s['alpha']}, {s['n_probes']} probes)"
+            ),
+        ]
+        if s.get("min_p_value", 0) > s["alpha"]:
+            lines.append(
+                f"  note: the smallest attainable p-value is {s['min_p_value']:.3f} > alpha: "
+                "no pair can be rejected (too few co-implementations; more members or m)"
+            )
+        if s.get("within_mean") is not None:
+            lines.append(f"  within-group mean congruity  {s['within_mean']:.3f}")
+        if s.get("across_mean") is not None:
+            lines.append(f"  across-group mean congruity  {s['across_mean']:.3f}")
+        lines.append("  group pair                       mean [95% CI]         equivalent / pairs")
+        for g in self.groups:
+            name = f"{g['group_a']} ~ {g['group_b']}"
+            lines.append(
+                f"  {name:32s} {g['mean_congruity']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
+                f"   {g['n_equivalent']:3d} / {g['n_pairs']}"
+            )
+        lines.append(f"  files: {', '.join(str(p) for p in self.files.values())}")
+        return "\n".join(lines)
+
+
+def summarize(
+    results: Sequence[dict[str, Any]], units: Sequence[Any], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``summary`` of ``results.json``: the settings, counts and the two means."""
+    within = [r["congruity"] for r in results if r["group_a"] == r["group_b"]]
+    across = [r["congruity"] for r in results if r["group_a"] != r["group_b"]]
+    head = {k: settings[k] for k in ("zoo", "against")}
+    tail = {k: v for k, v in settings.items() if k not in head}
+    return {
+        **head,
+        "n_units": len(units),
+        "n_groups": len({u.group for u in units}),
+        "n_pairs": len(results),
+        **tail,
+        "within_mean": sum(within) / len(within) if within else None,
+        "across_mean": sum(across) / len(across) if across else None,
+        "n_rejected": sum(r["reject"] for r in results),
+        # both directions at their most extreme, Bonferroni-combined (see congruity)
+        "min_p_value": min(
+            min(1.0, 2 / (1 + max(len(r["d_a_impls"]), len(r["d_b_impls"])))) for r in results
+        ),
+    }

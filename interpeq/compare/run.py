@@ -1,0 +1,156 @@
+"""``compare_zoo``: pairwise congruity over a zoo's units (or across two zoos).
+
+Writes into ``<root>/<zoo>/equivalence/`` (``.../equivalence/against-<other>/`` with
+``against``) the files of :mod:`interpeq.compare.files`. Units and probes:
+:mod:`interpeq.compare.units`; the test itself: :mod:`interpeq.equivalence.pairwise`;
+the block-distributed path (``launcher="ray"``): :mod:`interpeq.compare.distributed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from interpeq.compare.distributed import (
+    check_workers,
+    compute_units_blocks,
+    pairwise_congruity_blocks,
+)
+from interpeq.compare.files import congruity_matrix, results_payload, write_files
+from interpeq.compare.log import log_compare
+from interpeq.compare.result import CompareResult, summarize
+from interpeq.compare.units import member_units, probe_tokens, sort_units
+from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.pairwise import check_test_options, group_pairs, pairwise_congruity
+from interpeq.equivalence.units import ModelUnit, Unit, check_vocab, compute_unit
+from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
+
+
+def compare_zoo(
+    zoo: Any,
+    against: Any = None,
+    *,
+    n_probes: int = 256,
+    m: int = DEFAULT_M,
+    alpha: float = 0.05,
+    seed: int = 0,
+    probes: str = "mixture",
+    units: str = "auto",
+    one_sided: bool = False,
+    impls: str = "intervention",
+    out_dir: str | Path | None = None,
+    root: str | Path = DEFAULT_ROOT,
+    logger: Any = None,
+    progress: bool = True,
+    workers: int = 1,
+    launcher: str = "local",
+    address: str | None = None,
+) -> CompareResult:
+    """Pairwise congruity within ``zoo`` (or between ``zoo`` and ``against``); writes
+    the three files (see the module doc) and logs them to ``logger`` if given.
+
+    ``launcher="ray"`` computes the units' representations and the pairwise work in
+    blocks over ``workers`` Ray workers (a local Ray, or the cluster at ``address``);
+    the files are the same (:mod:`interpeq.compare.distributed`)."""
+    check_workers(workers, launcher)
+    if launcher == "local" and (workers > 1 or address):
+        raise ValueError("--workers > 1 and --address need --launcher ray")
+    check_test_options(alpha, impls, m)
+    za = load_zoo(zoo, root)
+    zb = load_zoo(against, root) if against is not None else None
+    rows_u, cols_u = _zoo_units(za, zb, units)
+    every = rows_u + cols_u
+    tokens = probe_tokens([u.input_task for u in every], n_probes, seed, probes)
+    check_vocab([(u.id, model) for u in every for model in u.models], tokens)
+    ray = {"workers": workers, "address": address} if launcher == "ray" else None
+    drawn = 0 if impls == "training" else m
+    computed = _compute(every, tokens, drawn, seed, ray, progress, impls == "intervention")
+    pairs, col_index = _layout(len(rows_u), len(cols_u), zb is not None)
+    if not pairs:
+        raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
+    test = dict(alpha=alpha, seed=seed, one_sided=one_sided, impls=impls, progress=progress)
+    if ray:
+        results = pairwise_congruity_blocks(computed, pairs, launcher="ray", **ray, **test)
+    else:
+        results = pairwise_congruity(computed, pairs, **test)
+    groups = group_pairs(results, ordered=zb is not None, seed=seed)
+    settings = {
+        "zoo": za.name,
+        "against": zb.name if zb is not None else None,
+        "n_probes": n_probes,
+        "m": m,
+        "alpha": alpha,
+        "seed": seed,
+        "probes": probes,
+        "units": "chains" if any(len(u.models) > 1 for u in every) else "members",
+        "one_sided": one_sided,
+        "impls": impls,
+    }
+    summary = summarize(results, every, settings)
+    matrix = congruity_matrix(pairs, results, len(rows_u), col_index, symmetric=zb is None)
+    out = _out_dir(za, zb, out_dir)
+    files = write_files(
+        out,
+        computed,
+        col_index,
+        matrix,
+        results_payload(summary, computed, results, groups),
+        title=f"congruity in zoo {za.name}" + (f" vs {zb.name}" if zb is not None else ""),
+        row_label=za.name,
+        col_label=zb.name if zb is not None else za.name,
+    )
+    row_ids = [computed[i].id for i in range(len(rows_u))]
+    col_ids = [computed[i].id for i in col_index]
+    result = CompareResult(out, files, results, groups, summary, row_ids, col_ids, matrix)
+    if logger:
+        log_compare(logger, result)
+    return result
+
+
+def _zoo_units(za: Any, zb: Any, kind: str) -> tuple[list[ModelUnit], list[ModelUnit]]:
+    """Row units and (with ``--against``) column units, ids of the latter prefixed."""
+    rows = sort_units(member_units(list(za), kind))
+    if zb is None:
+        return rows, []
+    cols = sort_units(member_units(list(zb), kind))
+    for u in cols:
+        u.id = f"{zb.name}/{u.id}"
+    return rows, cols
+
+
+def _compute(
+    units: Sequence[ModelUnit],
+    tokens: Any,
+    m: int,
+    seed: int,
+    ray: dict[str, Any] | None,
+    progress: bool,
+    self_too: bool,
+) -> list[Unit]:
+    if ray:
+        return compute_units_blocks(
+            units, tokens, m, seed, **ray, progress=progress, self_distances_too=self_too
+        )
+    return [
+        compute_unit(u, tokens, m, seed)
+        for u in tqdm(units, desc="representations", disable=not progress, unit="model")
+    ]
+
+
+def _layout(n_rows: int, n_cols: int, across: bool) -> tuple[list[tuple[int, int]], list[int]]:
+    """The pairs (all ``i < j`` within one zoo; the full rectangle across two) and the
+    unit index of each matrix column."""
+    if not across:
+        return [(i, j) for i in range(n_rows) for j in range(i + 1, n_rows)], list(range(n_rows))
+    pairs = [(i, n_rows + j) for i in range(n_rows) for j in range(n_cols)]
+    return pairs, list(range(n_rows, n_rows + n_cols))
+
+
+def _out_dir(za: Any, zb: Any, out_dir: str | Path | None) -> Path:
+    if out_dir:
+        return Path(out_dir)
+    out = za.path / "equivalence"
+    return out / f"against-{zb.name}" if zb is not None else out

@@ -1,0 +1,191 @@
+"""The pairwise core: congruity of many pairs of units, with the work shared.
+
+:func:`pairwise_congruity` takes a list of :class:`~interpeq.equivalence.units.Unit` s
+(id, group, representation, co-implementations) and a list of index pairs, so a
+distributed version can split the pairs into blocks: self-distances are per unit,
+cross-similarities come from one batched ridge engine over the units' base
+representations (each source factorised once); every score uses one seeded
+train/test split. The zoo comparison, the equivalence tracker and the
+language-model study all decide through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interpeq.equivalence.congruity import _decide, group_summary
+from interpeq.equivalence.similarity import pair_scores
+from interpeq.equivalence.units import Unit
+
+IMPL_SOURCES = ("intervention", "training")
+
+
+def self_distances(unit: Unit, *, seed: int = 0, **ridge: Any) -> Tensor:
+    """``[m]`` distances ``1 - similarity(unit, unit*_j)`` (cached on the unit)."""
+    if unit.self_d is None:
+        m = unit.impls.shape[0]
+        mats = [unit.reprs, *unit.impls.unbind(0)]
+        unit.self_d = 1 - pair_scores(
+            mats, [(0, j) for j in range(1, m + 1)], seed=seed, **ridge
+        ).amin(1)
+    return unit.self_d
+
+
+def cross_similarities(
+    units: Sequence[Unit], pairs: Sequence[tuple[int, int]], *, seed: int = 0, **ridge: Any
+) -> Tensor:
+    """``[len(pairs)]`` ridge similarity of each pair of units' base representations."""
+    used = sorted({i for p in pairs for i in p})
+    pos = {u: k for k, u in enumerate(used)}
+    local = [(pos[i], pos[j]) for i, j in pairs]
+    reprs, names = [units[i].reprs for i in used], [units[i].id for i in used]
+    return pair_scores(reprs, local, names=names, seed=seed, **ridge).amin(1)
+
+
+def pairwise_congruity(
+    units: Sequence[Unit],
+    pairs: Sequence[tuple[int, int]] | None = None,
+    *,
+    alpha: float = 0.05,
+    seed: int = 0,
+    one_sided: bool = False,
+    impls: str = "intervention",
+    progress: bool = False,
+    cross: Callable[..., Tensor] | None = None,
+    **ridge: Any,
+) -> list[dict[str, Any]]:
+    """Congruity of each pair ``(i, j)`` of ``units`` (default: all ``i < j``).
+
+    ``cross`` replaces :func:`cross_similarities` (same signature), e.g. by the
+    block-distributed version of :mod:`interpeq.compare.distributed`.
+
+    ``impls`` says where the co-implementations of each side come from (SPEC section 4):
+
+    * ``"intervention"`` (default): the unit's own resample-patched copies
+      (``Unit.impls``, ``m`` per unit);
+    * ``"training"``: the other units of the same group (same interpretation), leaving
+      out the two units of the pair. When the group's members are trained the same way
+      (one zoo setting, other seeds) ``d(a, b)`` is exchangeable with these distances
+      under H0, so this is the exact rank test; it needs groups of at least 3 units
+      and its p-value resolution is ``1 / (group size - 1)`` per direction. Use it where
+      intervention draws barely move a model (non-circuit components it learned to
+      silence), which makes the intervention null too narrow. (Pooling the two kinds
+      does not work: the narrow draws dominate the rank.)
+
+    Returns one dict per pair: ``a``, ``b``, ``group_a``, ``group_b``, ``similarity`` and
+    the :class:`interpeq.equivalence.CongruityResult` fields (``congruity``, ``p``,
+    ``p_value``, ``reject``, ...). With ``impls="intervention"``, the same numbers as
+    :func:`interpeq.equivalence.congruity` on each pair, with the work shared across pairs.
+    """
+    units, pairs, used = checked_pairs(units, pairs, alpha=alpha, impls=impls)
+    if not pairs:
+        return []
+    if impls == "intervention":
+        for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
+            self_distances(units[i], seed=seed, **ridge)
+    peers = _group_peers(units, used) if impls != "intervention" else {}
+    if impls == "training":
+        small = sorted({units[i].group for i in used if len(peers[i]) < 2})
+        if small:
+            raise ValueError(
+                f"impls='training' needs at least 3 units per group (the pair plus one "
+                f"co-implementation); too few in {small}: train more seeds or use "
+                f"impls='intervention'"
+            )
+    peer_pairs = sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
+    every = list(dict.fromkeys([*pairs, *peer_pairs]))
+    sims = (cross or cross_similarities)(units, every, seed=seed, **ridge)
+    sim = {}
+    for (i, j), s in zip(every, sims.tolist(), strict=True):
+        sim[i, j] = sim[j, i] = s
+    out = []
+    for i, j in pairs:
+        a, b, s = units[i], units[j], sim[i, j]
+        d_ab = torch.tensor(1 - s, dtype=torch.float64)
+        d_a, d_b = (
+            _null_distances(u, k, other, peers, sim, impls)
+            for u, k, other in ((a, i, j), (b, j, i))
+        )
+        res = _decide(d_ab, d_a, d_b, alpha=alpha, one_sided=one_sided)
+        row = {"a": a.id, "b": b.id, "group_a": a.group, "group_b": b.group, "similarity": s}
+        row.update(res.to_dict())
+        out.append(row)
+    return out
+
+
+def check_test_options(alpha: float, impls: str, m: int | None = None) -> None:
+    """Clear errors for the options of a pairwise test (``m``: draws per unit, if given)."""
+    if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+        raise ValueError(f"m must be a positive int, got {m!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if impls not in IMPL_SOURCES:
+        raise ValueError(f"unknown impls {impls!r}; choose one of {list(IMPL_SOURCES)}")
+
+
+def checked_pairs(
+    units: Sequence[Unit],
+    pairs: Sequence[tuple[int, int]] | None,
+    *,
+    alpha: float,
+    impls: str,
+) -> tuple[list[Unit], list[tuple[int, int]], list[int]]:
+    """Validate the arguments of a pairwise run: ``(units, pairs, used unit indices)``,
+    ``pairs`` defaulting to every ``i < j``."""
+    check_test_options(alpha, impls)
+    units = list(units)
+    if pairs is None:
+        pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
+    pairs = [(int(i), int(j)) for i, j in pairs]
+    used = sorted({i for p in pairs for i in p})
+    if impls == "intervention":
+        ms = {units[i].impls.shape[0] for i in used}
+        if len(ms) > 1:
+            raise ValueError(
+                f"every unit needs the same number of co-implementations, got {sorted(ms)}"
+            )
+    return units, pairs, used
+
+
+def _group_peers(units: Sequence[Unit], used: Sequence[int]) -> dict[int, list[int]]:
+    """For each used unit, the indices of the other units of its group."""
+    by_group: dict[str, list[int]] = {}
+    for k, u in enumerate(units):
+        by_group.setdefault(u.group, []).append(k)
+    return {i: [k for k in by_group[units[i].group] if k != i] for i in used}
+
+
+def _null_distances(unit: Unit, i: int, other: int, peers: dict, sim: dict, impls: str) -> Tensor:
+    """Distances from ``unit`` to its co-implementations for the pair with ``other``."""
+    if impls == "intervention":
+        return unit.self_d
+    return torch.tensor([1 - sim[i, k] for k in peers[i] if k != other], dtype=torch.float64)
+
+
+def group_pairs(
+    rows: Sequence[dict[str, Any]], *, ordered: bool = False, n_boot: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Per group pair: mean congruity with bootstrap CI, rejection rate, mean similarity."""
+    buckets: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        key = (r["group_a"], r["group_b"])
+        if not ordered:
+            key = tuple(sorted(key))
+        buckets.setdefault(key, []).append(r)
+    out = []
+    for (ga, gb), rs in sorted(buckets.items()):
+        s = group_summary(rs, n_boot=n_boot, seed=seed).to_dict()
+        s.update(
+            group_a=ga,
+            group_b=gb,
+            within=ga == gb,
+            n_equivalent=sum(not r["reject"] for r in rs),
+            mean_similarity=sum(r["similarity"] for r in rs) / len(rs),
+        )
+        out.append(s)
+    return out
