@@ -76,11 +76,12 @@ def saved_models(tmp_path_factory, tokenizer):
     """Two tiny models of each family saved with save_pretrained (model + tokenizer)."""
     root = tmp_path_factory.mktemp("models")
     paths = {}
-    for name, build, seed in [
-        ("gpt2_a", gpt2, 0), ("gpt2_b", gpt2, 1), ("neox_a", neox, 2), ("neox_b", neox, 3),
+    for name, build, seed, layers in [  # neox_b is deeper: the units differ in width
+        ("gpt2_a", gpt2, 0, 2), ("gpt2_b", gpt2, 1, 2),
+        ("neox_a", neox, 2, 2), ("neox_b", neox, 3, 3),
     ]:  # fmt: skip
         path = root / name
-        build(len(tokenizer), seed).save_pretrained(path)
+        build(len(tokenizer), seed, layers).save_pretrained(path)
         tokenizer.save_pretrained(path)
         paths[name] = path
     return paths

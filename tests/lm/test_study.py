@@ -45,6 +45,7 @@ def test_reproduce_ioi_end_to_end(saved_models, tmp_path, capsys):
     circuits = json.loads((report / "circuits.json").read_text())
     assert set(circuits) == {"gpt2_a", "gpt2_b", "neox_a", "neox_b"}
     assert np.array(circuits["neox_a"]["importance"]).shape == (2, 4)
+    assert np.array(circuits["neox_b"]["importance"]).shape == (3, 4)  # another width
     assert "gpt2_reference" not in circuits["gpt2_a"]  # not GPT-2 small
     cfg = yaml.safe_load((report / "config.yaml").read_text())
     assert cfg["m"] == 4 and cfg["n_prompts"] == 40 and cfg["circuit"]["rule"] == "fraction"
