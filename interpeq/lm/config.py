@@ -17,24 +17,15 @@ import yaml
 
 from interpeq.lm.circuits import METRICS, RULES
 from interpeq.lm.ioi import CORRUPTIONS
+from interpeq.resources import config_path
 
-REPO = Path(__file__).resolve().parents[2]
 PAPER = {"within_gpt2": 0.92, "within_pythia": 0.73, "across": 0.13}
 HUB_ALIASES = {"gpt2-small": "gpt2"}
 
 
 def default_config() -> Path:
-    """``configs/experiments/ioi.yaml``: the packaged config where the package ships its
-    configs (:mod:`interpeq.resources`), else the repository's folder."""
-    try:
-        from interpeq.resources import config_path
-
-        path = config_path("experiments", "ioi.yaml")
-        if path.exists():
-            return path
-    except ImportError:
-        pass
-    return REPO / "configs" / "experiments" / "ioi.yaml"
+    """``configs/experiments/ioi.yaml``, the packaged config (:mod:`interpeq.resources`)."""
+    return config_path("experiments", "ioi.yaml")
 
 
 @dataclass(frozen=True)

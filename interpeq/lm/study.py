@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from interpeq.equivalence import group_summary
+from interpeq.equivalence import Unit, group_summary, pairwise_congruity
 from interpeq.lm.adapters import LMAdapter
 from interpeq.lm.circuits import (
     co_implementations,
@@ -37,11 +37,6 @@ from interpeq.lm.circuits import (
 from interpeq.lm.config import IOIConfig, ModelSpec
 from interpeq.lm.ioi import IOIPrompts, ioi_prompts, tokenize
 from interpeq.lm.loading import FAMILIES, _cache_first, load_pretrained, load_tokenizer
-
-try:  # the pairwise core is moving from interpeq.compare to interpeq.equivalence
-    from interpeq.equivalence import Unit, pairwise_congruity
-except ImportError:
-    from interpeq.compare import Unit, pairwise_congruity
 
 
 @dataclass
