@@ -1,7 +1,27 @@
 """The ``interpeq`` command: parses arguments and dispatches; no logic lives here.
 
 Each subcommand's implementation is imported lazily so that ``interpeq --help`` is fast.
+
+The boundary (:func:`run_command`) is the one place that decides what a failure looks
+like to the user:
+
+* Expected failures (a bad config value or task name, a missing, truncated or damaged
+  file: ``ValueError``, ``OSError``, YAML and safetensors errors) print one line on
+  stderr, ``interpeq <cmd>: error: <what, which file or key, the fix>``, plus a hint
+  that ``--debug`` shows the traceback, and exit 2. The messages themselves are written
+  where the failure is detected (they name the file and the fix); the boundary only
+  flattens them onto one line.
+* Ctrl-C / SIGTERM (:mod:`interpeq.interrupts`) stop the subcommand; it may say where
+  it stopped and how to resume (``interpeq zoo`` does), and the exit code is 130 / 143.
+* Anything else is a bug: its traceback is always shown (hiding it would only make a
+  report harder), followed by one line saying so; exit 1.
+
+``--debug`` (anywhere in the arguments, e.g. ``interpeq --debug zoo ...``; removed
+before dispatch) or ``INTERPEQ_DEBUG=1`` prints the full traceback of expected
+failures and interrupts too. Subcommands that catch their own ``ValueError`` and print
+``interpeq <cmd>: error: ...`` keep doing so; whatever they let through lands here.
 """
+
 
 from __future__ import annotations
 
@@ -10,6 +30,7 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 
 # name -> (module:function taking argv, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -41,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interpeq",
         description="Interpretive equivalence: do two networks implement the same mechanistic interpretation?",
-        epilog="Run 'interpeq <command> --help' for a command's own options.",
+        epilog="Run 'interpeq <command> --help' for a command's own options. Errors are one "
+        "line; '--debug' anywhere (or INTERPEQ_DEBUG=1) shows the full traceback.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (_, help_text) in SUBCOMMANDS.items():
@@ -68,8 +90,98 @@ def set_cpu_threads() -> None:
         ) from None
 
 
+def _strip_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` may stand anywhere (``interpeq --debug zoo ...``); it is removed
+    before dispatch. ``INTERPEQ_DEBUG=1`` does the same."""
+    debug = os.environ.get("INTERPEQ_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    rest = [a for a in argv if a != "--debug"]
+    return rest, debug or len(rest) != len(argv)
+
+
+def quiet_known_warnings() -> None:
+    """Hide warnings that are not the user's business (they concern library internals)."""
+    import warnings
+
+    # torch deprecates LeafSpec, which Lightning's _pytree still uses once per fit
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*deprecated", category=FutureWarning)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (at most ~3 lines of terminal width)."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+        if isinstance(err, FileNotFoundError):
+            text += " (check the path, or create it first)"
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """What a user's input, files or disk can cause (bad config, missing or damaged
+    files); everything else is a bug and keeps its traceback."""
+    expected: list[type[BaseException]] = [ValueError, OSError]
+    try:
+        import yaml
+
+        expected.append(yaml.YAMLError)
+    except ImportError:  # pragma: no cover - yaml is a dependency
+        pass
+    try:
+        from safetensors import SafetensorError
+
+        expected.append(SafetensorError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(expected)
+
+
+def run_command(command: str, func, argv: list[str], debug: bool) -> int:
+    """Run one subcommand behind the boundary described in the module doc."""
+    from interpeq.interrupts import Interrupted, exit_code_for, received, stop_on_signals
+
+    prefix = f"interpeq {command}"
+    try:
+        with stop_on_signals():
+            return int(func(argv) or 0)
+    except (Interrupted, KeyboardInterrupt) as err:
+        if debug:
+            traceback.print_exc()
+        signum = getattr(err, "signum", None) or received()
+        print(f"{prefix}: stopped ({_signal_name(signum)})", file=sys.stderr)
+        return exit_code_for(signum)
+    except SystemExit as err:
+        signum = received()
+        if signum and err.code not in (0, None):  # a library turned the signal into an exit
+            print(f"{prefix}: stopped ({_signal_name(signum)})", file=sys.stderr)
+            return exit_code_for(signum)
+        raise
+    except _expected_errors() as err:
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
+        if not debug:
+            print("  (rerun with --debug for the traceback)", file=sys.stderr)
+        return 2
+    except Exception as err:
+        traceback.print_exc()
+        print(
+            f"{prefix}: internal error ({type(err).__name__}), a bug in interpeq: "
+            "please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _signal_name(signum: int | None) -> str:
+    import signal
+
+    return signal.Signals(signum).name if signum else "SIGINT"
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = _strip_debug(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -84,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_known_warnings()
     set_cpu_threads()
     target, _ = SUBCOMMANDS[argv[0]]
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(argv[1:]) or 0)
+    return run_command(argv[0], func, argv[1:], debug)
 
 
 if __name__ == "__main__":

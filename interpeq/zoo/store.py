@@ -11,8 +11,15 @@ Layout under ``<root>/<zoo>/``::
     .partial/<member>/         work in progress: Lightning checkpoints to resume from
 
 A member folder exists if and only if the member finished: it is assembled in
-``.partial`` and moved into place with one ``os.replace``. Loading checks every file
-and turns a missing, truncated or tampered one into a ValueError naming it.
+``.partial`` and moved into place with one ``os.replace`` (Ctrl-C is held until it is
+done: :func:`interpeq.interrupts.deferred`). Loading checks every file and turns a
+missing, truncated or tampered one into a ValueError naming it and the fix.
+
+:meth:`ZooStore.member_state` tells ``done`` / ``damaged`` (a file that is not valid
+JSON, another member's ``member.json``, weights that fail their checksum) / ``todo``;
+``interpeq zoo`` refuses to run over a damaged member and ``--repair`` moves damaged
+folders aside (:meth:`ZooStore.discard`, into ``.damaged/``) so that the run retrains
+exactly those.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 MEMBER_FILES = ("member.json", "metrics.json", "model.safetensors")
+REPAIR_HINT = "'interpeq zoo --config <zoo yaml> --repair' retrains damaged members"
 DEFAULT_ROOT = Path("checkpoints")  # where zoos live unless --root / root= says otherwise
 
 
@@ -94,6 +102,66 @@ class ZooStore:
     def is_finished(self, member_id: str) -> bool:
         return all((self.member_dir(member_id) / f).is_file() for f in MEMBER_FILES)
 
+    def member_state(self, member_id: str) -> tuple[str, str]:
+        """``("done", "")``, ``("todo", "")`` or ``("damaged", reason)``.
+
+        ``todo``: no complete member folder (a run trains it). ``damaged``: every file is
+        there but one cannot be read back (bad JSON, a ``member.json`` of another member,
+        weights that are truncated or fail their SHA-256); a run would skip it and a
+        comparison would fail on it. Reads every file (cheap for interpeq's models).
+        """
+        from interpeq.training.io import check_weights
+
+        if not self.is_finished(member_id):
+            return "todo", ""
+        mdir = self.member_dir(member_id)
+        try:
+            spec = read_json(mdir / "member.json")
+            if not isinstance(spec, dict) or spec.get("id") != member_id:
+                raise ValueError(f"{mdir / 'member.json'}: describes another member")
+            read_json(mdir / "metrics.json")
+            check_weights(mdir / "model.safetensors")
+        except ValueError as err:
+            return "damaged", _short_reason(str(err), mdir)
+        return "done", ""
+
+    def damaged(self, member_ids) -> dict[str, str]:
+        """The damaged members among ``member_ids``: id -> reason."""
+        out = {}
+        for member_id in member_ids:
+            state, reason = self.member_state(member_id)
+            if state == "damaged":
+                out[member_id] = reason
+        return out
+
+    def check_intact(self, member_ids, command: str = "interpeq zoo") -> None:
+        """Raise a ``ValueError`` naming the damaged members' folders and ``--repair``."""
+        bad = self.damaged(member_ids)
+        if bad:
+            names = "; ".join(f"{self.member_dir(i)} ({r})" for i, r in list(bad.items())[:3])
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            raise ValueError(
+                f"{len(bad)} damaged member(s) in zoo {self.name!r}: {names}{more}; rerun "
+                f"'{command}' with --repair to retrain exactly those (the others are kept)"
+            )
+
+    def discard(self, member_id: str) -> Path:
+        """Move a member's folder aside (to ``.damaged/<id>-<time>/``) and drop it from
+        ``index.json``, so that the next run trains it again; returns where it went."""
+        src = self.member_dir(member_id)
+        dest = self.dir / ".damaged" / f"{member_id.replace('/', '__')}-{int(time.time())}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+        if (self.dir / "index.json").exists():
+            try:
+                index = self.read_index()
+            except ValueError:  # a damaged index is rewritten by the next finish
+                index = None
+            if index is not None and index["members"].pop(member_id, None) is not None:
+                write_json_atomic(self.dir / "index.json", index)
+        self.log_event("discarded", member_id, moved_to=str(dest))
+        return dest
+
     def log_event(self, event: str, member_id: str, **extra: Any) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         record = {
@@ -114,6 +182,12 @@ class ZooStore:
 
     def finish(self, spec_dict: dict[str, Any], metrics: dict[str, float], model) -> Path:
         """Assemble a member in its work folder and move it into place atomically."""
+        from interpeq.interrupts import deferred
+
+        with deferred():  # a Ctrl-C here waits: the folder and the index stay in step
+            return self._finish(spec_dict, metrics, model)
+
+    def _finish(self, spec_dict: dict[str, Any], metrics: dict[str, float], model) -> Path:
         from interpeq.training.io import save_model
 
         member_id = spec_dict["id"]
@@ -153,6 +227,12 @@ class ZooStore:
         if not isinstance(index, dict) or not isinstance(index.get("members"), dict):
             raise ValueError(f"{self.dir / 'index.json'} is not a zoo index (no 'members' mapping)")
         return index
+
+
+def _short_reason(message: str, mdir: Path) -> str:
+    """``model.safetensors: checksum mismatch ...`` from a full error message."""
+    text = message.split(";")[0].replace(str(mdir) + "/", "").replace(str(mdir), "")
+    return " ".join(text.split())[:100]
 
 
 @dataclass
@@ -204,7 +284,13 @@ class Member:
     def model(self):
         from interpeq.training.io import load_model
 
-        return load_model(self.path / "model.safetensors", self.config)
+        try:
+            return load_model(self.path / "model.safetensors", self.config)
+        except ValueError as err:
+            raise ValueError(
+                f"zoo member {self.id!r} is damaged: {str(err).split('; ')[0]}; run 'interpeq zoo "
+                f"--config <zoo yaml> --repair' to retrain it (or delete {self.path} and rerun)"
+            ) from err
 
 
 class Zoo:
@@ -230,12 +316,16 @@ class Zoo:
                 raise ValueError(
                     f"zoo member {member_id!r} in {path} lacks {missing}; rerun 'interpeq zoo' to retrain it"
                 )
-            spec = read_json(mdir / "member.json")
-            if not isinstance(spec, dict) or spec.get("id") != member_id:
-                raise ValueError(
-                    f"{mdir / 'member.json'} does not describe member {member_id!r} (tampered?)"
-                )
-            members[member_id] = Member(member_id, mdir, spec, read_json(mdir / "metrics.json"))
+            try:
+                spec = read_json(mdir / "member.json")
+                if not isinstance(spec, dict) or spec.get("id") != member_id:
+                    raise ValueError(
+                        f"{mdir / 'member.json'} does not describe member {member_id!r} (tampered?)"
+                    )
+                metrics = read_json(mdir / "metrics.json")
+            except ValueError as err:
+                raise ValueError(f"{err}; {REPAIR_HINT}") from err
+            members[member_id] = Member(member_id, mdir, spec, metrics)
         return cls(path, index.get("zoo", path.name), members)
 
     def __len__(self) -> int:
