@@ -15,18 +15,30 @@ Data parallel: ``--trainer.devices 2 --trainer.strategy ddp`` (``--trainer.accel
 gpu`` for GPUs). Lightning re-runs the same command for the other ranks; each trains on
 its shard of the same global batches as one process (``docs/ddp.md``); rank 0 writes
 the checkpoints and the weights and prints the metrics.
+
+Failures are one line (``interpeq fit: error: <key>: <cause>``, exit 2) instead of
+jsonargparse's usage dump or a traceback: the parser does not exit on errors
+(``exit_on_error=False``), a nested "does not validate against any of the Union
+subtypes" message is reduced to its root cause (:func:`root_cause`), the task name is
+resolved before any class is built, and a ``--ckpt_path`` checkpoint is read
+(:func:`~interpeq.training.fit.load_checkpoint`) before Lightning resumes from it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from interpeq.training.config import resolve_task
 from interpeq.training.datamodule import SIITDataModule
-from interpeq.training.fit import evaluate
+from interpeq.training.fit import evaluate, load_checkpoint
 from interpeq.training.io import save_model
 from interpeq.training.siit import SIITModule, ThresholdStopping
 
@@ -44,23 +56,133 @@ class SIITCLI(LightningCLI):
             "model.siit", "trainer.val_check_interval", compute_fn=lambda s: s.val_every
         )
 
+    def before_instantiate_classes(self) -> None:
+        """Check what can be checked before any class is built (the task name)."""
+        task = self.config.get("model.task")
+        try:
+            resolve_task(task)
+        except ValueError as err:
+            raise FitConfigError("model.task", str(err)) from None
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as err:
+            raise FitConfigError(_key_of(self.config, str(err)), root_cause(str(err))) from err
+
+
+class FitConfigError(ValueError):
+    """A bad value in ``interpeq fit``'s config: ``key`` and the cause."""
+
+    def __init__(self, key: str | None, cause: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {cause}" if key else cause)
+
+
+_GENERIC = (
+    "Not a valid subclass",
+    "Expected a <class 'NoneType'>",
+    "Subclass types expect",
+    "Does not validate against",
+    "Given value",
+    "Subtypes:",
+    "Errors:",
+    "- a class path",
+    "- a dict",
+)
+
+
+def root_cause(message: str) -> str:
+    """The specific error inside a jsonargparse message, on one line.
+
+    ``Does not validate against any of the Union subtypes ... Errors: - every_n_steps
+    must be a positive int (or None), got 0 - Not a valid subclass ... Given value:
+    [Namespace(...)]`` -> ``every_n_steps must be a positive int (or None), got 0 (in
+    interpeq.callbacks.ActivationCapture)``.
+    """
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    causes = [ln[2:].strip() for ln in lines if ln.startswith("- ")]
+    specific = [c for c in causes if not c.startswith(_GENERIC)]
+    if specific:
+        cause = specific[0]
+    else:
+        body = [ln for ln in lines if not ln.startswith(_GENERIC) and not ln.startswith("- ")]
+        body = [re.sub(r'^Parser key "[^"]+":\s*', "", ln) for ln in body]
+        cause = " ".join(b for b in body if b) or (lines[0] if lines else message)
+    where = re.search(r"class_path='([\w.]+)'", message)
+    if where and where.group(1) not in cause:
+        cause += f" (in {where.group(1)})"
+    return " ".join(cause.split())
+
+
+def _key_of(config, message: str) -> str | None:
+    """The config key an error is about: the one jsonargparse names, else the entry that
+    holds the class the message names."""
+    named = re.search(r'(?:Parser key|key) "([^"]+)"', message)
+    if named:
+        return named.group(1)
+    where = re.search(r"class_path='([\w.]+)'", message)
+    if where is None:
+        return None
+    keys = [k for k, v in config.items() if where.group(1) in repr(v)]
+    return min(keys, key=len) if keys else None
+
+
+def _check_resume(ckpt_path: str | None, root: str) -> None:
+    """Read the checkpoint Lightning would resume from, so a broken file is our error."""
+    if ckpt_path in (None, "best", "hpc", "registry"):
+        return
+    if ckpt_path == "last":
+        found = sorted(Path(root).rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            return
+        path = found[-1]
+    else:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FitConfigError("ckpt_path", f"{path}: no such checkpoint file (check the path)")
+    try:
+        load_checkpoint(path, "the fit")
+    except ValueError as err:
+        raise FitConfigError("ckpt_path", f"{err} (or drop --ckpt_path)") from err
+
 
 def main(argv: list[str] | None = None) -> int:
-    cli = SIITCLI(
-        SIITModule,
-        SIITDataModule,
-        args=argv,
-        run=False,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "check_val_every_n_epoch": None,
-            "num_sanity_val_steps": 0,
-            "callbacks": [ThresholdStopping(), ModelCheckpoint(save_last=True)],
-        },
-        seed_everything_default=False,
-    )
+    try:
+        with warnings.catch_warnings():
+            # we pass args on purpose: interpeq's own argv after "fit"
+            warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter")
+            cli = SIITCLI(
+                SIITModule,
+                SIITDataModule,
+                args=argv,
+                run=False,
+                parser_kwargs={"prog": "interpeq fit", "exit_on_error": False},
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults={
+                    "check_val_every_n_epoch": None,
+                    "num_sanity_val_steps": 0,
+                    "callbacks": [ThresholdStopping(), ModelCheckpoint(save_last=True)],
+                },
+                seed_everything_default=False,
+            )
+    except argparse.ArgumentError as err:
+        key = re.search(r'(?:Parser key|[Kk]ey) "([^"]+)"', str(err))
+        cause = root_cause(str(err))
+        print(
+            "interpeq fit: error: "
+            + (f"{key.group(1)}: " if key and key.group(1) not in cause else "")
+            + f"{cause} (options: interpeq fit --help)",
+            file=sys.stderr,
+        )
+        return 2
+    except FitConfigError as err:
+        print(f"interpeq fit: error: {err}", file=sys.stderr)
+        return 2
     trainer, module = cli.trainer, cli.model
-    trainer.fit(module, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    ckpt_path = cli.config.get("ckpt_path")
+    _check_resume(ckpt_path, trainer.default_root_dir)
+    trainer.fit(module, datamodule=cli.datamodule, ckpt_path=ckpt_path)
     out = Path(trainer.default_root_dir) / "model.safetensors"
     if trainer.is_global_zero:
         save_model(module.net.cpu(), out)
