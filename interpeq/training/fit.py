@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,9 +94,44 @@ def _finished(ckpt: dict[str, Any], train: TrainConfig) -> bool:
     return any(k.startswith("ThresholdStopping") and v.get("stopped") for k, v in states.items())
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A Lightning checkpoint written by this package (plain values and tensors only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: Path, what: str = "that run") -> dict[str, Any]:
+    """A Lightning checkpoint written by this package (plain values and tensors only).
+
+    A truncated or corrupt file (a run killed while writing it, a bad disk) or one that
+    is not such a checkpoint is a ``ValueError`` naming the file and the fix (delete it
+    to restart ``what`` from scratch). Load a checkpoint with this before handing it to
+    ``Trainer.fit(ckpt_path=...)``, so that Lightning never meets a broken file.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, pickle.PickleError) as err:
+        raise ValueError(_damaged(path, err, what)) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(_damaged(path, "no 'state_dict' in it", what))
+    return ckpt
+
+
+def _damaged(path: Path, err: Any, what: str) -> str:
+    cause = " ".join(str(err).split())
+    if "PytorchStreamReader" in cause or "zip archive" in cause:
+        cause = "not a complete zip archive"
+    elif "Weights only load failed" in cause or isinstance(err, pickle.PickleError):
+        cause = "cannot be read as a checkpoint"
+    cause = cause if len(cause) <= 120 else cause[:117] + "..."
+    return (
+        f"checkpoint {path} is truncated or corrupt ({cause}); "
+        f"delete it to restart {what} from scratch"
+    )
+
+
+def quiet_lightning_warnings() -> None:
+    """Hide torch's ``LeafSpec`` deprecation, which Lightning's ``_pytree`` triggers once
+    per fit (glued onto progress bars); it concerns Lightning, not the user. The
+    ``interpeq`` command installs the same filter at start (:mod:`interpeq.cli`)."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*deprecated", category=FutureWarning)
 
 
 def trainer_for(
@@ -110,6 +147,7 @@ def trainer_for(
     ``"accelerator": "gpu"`` for GPUs, ``"num_nodes"`` for several machines); see
     ``docs/ddp.md``.
     """
+    quiet_lightning_warnings()
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir, filename="{step}", save_last=True, every_n_train_steps=train.val_every
     )
@@ -158,7 +196,7 @@ def fit_member(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     module = SIITModule(task=task, model=model, siit=train, correspondence=correspondence.to_dict())
     last = ckpt_dir / "last.ckpt"
-    ckpt = load_checkpoint(last) if last.exists() else None
+    ckpt = load_checkpoint(last, "this member") if last.exists() else None
     if ckpt is not None and _finished(ckpt, train):
         module.load_state_dict(ckpt["state_dict"])
         steps, seconds = int(ckpt["global_step"]), float(ckpt.get("interpeq_train_seconds", 0.0))

@@ -336,7 +336,7 @@ def fit_stacked(
     stack_dir.mkdir(parents=True, exist_ok=True)
     last = stack_dir / "last.ckpt"
     train = module.train_cfg
-    ckpt = load_checkpoint(last) if last.exists() else None
+    ckpt = load_checkpoint(last, "this stacked group") if last.exists() else None
     from interpeq.training.fit import _finished
 
     if ckpt is not None and _finished(ckpt, train):
