@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check interpeq tests benchmarks
+	$(BIN)/ruff check interpeq callbacks tests benchmarks
 
 test: lint
 	WANDB_MODE=disabled WANDB_SILENT=true $(BIN)/python -m pytest tests

@@ -12,7 +12,8 @@ seeded probe set (the same tokens at every capture) and stores a
 * on disk as a ``datasets.Dataset`` (``save_to_disk``) in ``<save_dir>/captures``
   (default ``save_dir``: the trainer's ``default_root_dir``, i.e. the run's folder in
   ``checkpoints/``), rewritten after every capture; the probe tokens go to
-  ``<save_dir>/captures_probes``. ``datasets.load_from_disk`` reads them back.
+  ``<save_dir>/captures_probes`` (a stacked run: ``<save_dir>/<member>/captures``, one
+  folder per member). ``datasets.load_from_disk`` reads them back.
 
 Forward hooks exist only during a capture (``run_with_cache`` adds and removes them);
 everything runs under ``torch.no_grad()`` in eval mode (the training flag is restored),
@@ -258,13 +259,30 @@ class ActivationCapture(Callback):
             fn(trainer, pl_module, new)
         return new
 
+    def _member_dirs(self, out: Path) -> dict[str, Path]:
+        """Where each member's captures go: ``out`` for a single member; for a stacked
+        run ``out/<member id>``, so that every member's folder looks like a lone run's."""
+        ids = list(dict.fromkeys(r.member_id for r in self.records))
+        return {ids[0]: out} if len(ids) == 1 else {m: out / m for m in ids}
+
     def _write(self, trainer: L.Trainer) -> None:
         import datasets
-        from datasets import Array2D, Dataset, Features, Value
 
         out = self.out_dir(trainer)
+        bars = not datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # one bar per capture would flood the console
+        try:
+            for member, folder in self._member_dirs(out).items():
+                self._write_member(folder, [r for r in self.records if r.member_id == member])
+        finally:
+            if not bars:
+                datasets.enable_progress_bars()
+
+    def _write_member(self, out: Path, records: list[CaptureRecord]) -> None:
+        from datasets import Array2D, Dataset, Features, Value
+
         out.mkdir(parents=True, exist_ok=True)
-        n, d = self.records[0].reprs.shape
+        n, d = records[0].reprs.shape
         features = Features(
             {
                 "run_id": Value("string"),
@@ -274,7 +292,7 @@ class ActivationCapture(Callback):
                 "reprs": Array2D(shape=(n, d), dtype="float32"),
             }
         )
-        rows = [r for r in self.records if tuple(r.reprs.shape) == (n, d)]
+        rows = [r for r in records if tuple(r.reprs.shape) == (n, d)]
         ds = Dataset.from_dict(
             {
                 "run_id": [r.run_id for r in rows],
@@ -287,28 +305,25 @@ class ActivationCapture(Callback):
         )
         tmp, final = out / "captures.tmp", out / "captures"
         shutil.rmtree(tmp, ignore_errors=True)
-        bars = not datasets.is_progress_bar_enabled()
-        datasets.disable_progress_bars()  # one bar per capture would flood the console
-        try:
-            ds.save_to_disk(str(tmp))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            probes = out / "captures_probes"
-            if not probes.exists():
-                Dataset.from_dict({"tokens": self._probes.tolist()}).save_to_disk(str(probes))
-        finally:
-            if not bars:
-                datasets.enable_progress_bars()
+        ds.save_to_disk(str(tmp))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        probes = out / "captures_probes"
+        if not probes.exists():
+            Dataset.from_dict({"tokens": self._probes.tolist()}).save_to_disk(str(probes))
 
     def _load_previous(self, trainer: L.Trainer) -> None:
         """On resume: keep the records an interrupted run of this folder already wrote."""
-        path = self.out_dir(trainer) / "captures"
-        if self.records or not path.exists():
+        out = self.out_dir(trainer)
+        ids = self.member_ids or []
+        paths = [out / "captures"] if len(ids) <= 1 else [out / m / "captures" for m in ids]
+        if self.records or not all(p.exists() for p in paths):
             return
         try:
-            from datasets import load_from_disk
+            from datasets import concatenate_datasets, load_from_disk
 
-            ds = load_from_disk(str(path)).with_format("torch")
+            parts = [load_from_disk(str(p)) for p in paths]
+            ds = concatenate_datasets(parts).with_format("torch")
         except Exception:  # noqa: BLE001 - a stale or partial folder: start afresh
             return
         for row in ds:

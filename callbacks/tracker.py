@@ -3,13 +3,10 @@
 ``EquivalenceTracker(references, m=40, alpha=0.05, seed=0)``. ``references`` is
 
 * a mapping ``{group name: spec}``, or a spec / list of specs (then each reference
-  model's group is its task name);
-* a spec is a zoo member (``interpeq.zoo.Member``), a :class:`interpeq.zoo.Zoo` (all its
-  members), a path to a member folder (``member.json`` + ``model.safetensors``) or to a
-  zoo folder (all members), a zoo name under ``checkpoints/``, either with a selector
-  ``"<zoo>:task=algorithm_1,setting=D"`` (``task`` also matches every stage of an
-  algorithm), a dict ``{"zoo": ..., "task": ..., "setting": ...}``, or a
-  ``(model, correspondence)`` pair; or a list of these.
+  model's group is its task name); the forms of a spec are those of
+  :mod:`interpeq.callbacks.references` (members, zoos, folders, zoo names with a
+  ``:task=...,setting=...,seed=...`` selector, dicts, ``(model, correspondence)``).
+  Members flagged ``converged: false`` are left out unless ``include_unconverged``.
 
 Paths and zoo names are resolved when the tracker is built (a missing path is an
 error before anything trains). At ``setup`` (still before training) the references are
@@ -28,7 +25,8 @@ model (:func:`interpeq.equivalence.pairwise_congruity`, the same numbers as
 ``.../rejection_rate`` and ``.../similarity`` (mean ridge similarity)
 
 to every logger of the trainer, at the trainer's global step (stacked runs with more
-than one member: ``equivalence/<member>/<group>/...``). ``tracker.history`` keeps the
+than one member: ``equivalence/<member>/<group>/...``, which
+:class:`~interpeq.report.members.MemberLoggers` routes to each member's own run). ``tracker.history`` keeps the
 curve. At the end of training it logs the final values (the W&B summary; other loggers
 a last row, keys ``equivalence_final/...``) and writes ``equivalence_curve.png`` and
 ``equivalence_curve.json`` into ``save_dir`` (default: the capture's folder), logging
@@ -46,7 +44,6 @@ W&B run and one CSV file result. Logging never raises.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +52,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, model_configs
+from interpeq.callbacks.references import Reference, resolve_references  # noqa: F401
 from interpeq.equivalence import (
     DEFAULT_M,
     ModelUnit,
@@ -65,114 +63,7 @@ from interpeq.equivalence import (
     pairwise_congruity,
     self_distances,
 )
-from interpeq.tasks.names import path_safe
-from interpeq.zoo.store import DEFAULT_ROOT, find_zoo
-
-
-@dataclass
-class Reference:
-    id: str
-    group: str
-    model: Any  # HookedTransformer
-    correspondence: Any
-    task: str | None = None
-
-
-def _from_member(m: Any, group: str | None) -> Reference:
-    return Reference(m.id, group or m.task_name, m.model, m.correspondence, m.task_name)
-
-
-def _select(zoo: Any, task: str | None, setting: str | None, label: str) -> list:
-    members = zoo.select(task=task, setting=setting)
-    if not members:
-        raise ValueError(
-            f"reference {label!r}: no member of zoo {zoo.name!r} matches task={task!r}, setting={setting!r}; "
-            f"tasks there: {sorted({m.task_name for m in zoo})}, settings: {sorted({m.setting for m in zoo})}"
-        )
-    return members
-
-
-def _parse_selector(text: str, label: str) -> dict[str, str]:
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq or key not in ("task", "setting"):
-            raise ValueError(
-                f"reference {label!r}: bad selector {part!r}; use task=<name>,setting=<D|A|C|B>"
-            )
-        out[key] = value
-    return out
-
-
-def _resolve_one(spec: Any, group: str | None, root: Path) -> list[Reference]:
-    from interpeq.zoo import Member, Zoo
-
-    if isinstance(spec, Member):
-        return [_from_member(spec, group)]
-    if isinstance(spec, Zoo):
-        return [_from_member(m, group) for m in spec]
-    if isinstance(spec, tuple) and len(spec) == 2 and hasattr(spec[0], "cfg"):
-        return [Reference(group or "reference", group or "reference", spec[0], spec[1])]
-    if isinstance(spec, Mapping):
-        if "zoo" not in spec:
-            raise ValueError(
-                f"reference {dict(spec)!r}: a dict needs a 'zoo' key (plus task/setting)"
-            )
-        path = find_zoo(spec["zoo"], root)
-        if path is None:
-            raise ValueError(
-                f"reference zoo {spec['zoo']!r} does not exist (nor under {str(root)!r})"
-            )
-        zoo = Zoo.load(path)
-        return [
-            _from_member(m, group)
-            for m in _select(zoo, spec.get("task"), spec.get("setting"), str(spec))
-        ]
-    if isinstance(spec, (str, Path)):
-        text = str(spec)
-        selector: dict[str, str] = {}
-        head, sep, tail = text.rpartition(":")
-        if sep and "=" in tail:
-            text, selector = head, _parse_selector(tail, str(spec))
-        path = Path(text)
-        if path.is_dir() and (path / "member.json").is_file():
-            zoo = Zoo.load(path.parent)
-            return [_from_member(zoo[path.name], group)]
-        zpath = find_zoo(text, root)
-        if zpath is None:
-            raise ValueError(
-                f"reference {str(spec)!r} does not exist: give a zoo member folder, a zoo folder, "
-                f"a zoo name under {str(root)!r} (optionally ':task=...,setting=...'), or a Member"
-            )
-        zoo = Zoo.load(zpath)
-        return [
-            _from_member(m, group)
-            for m in _select(zoo, selector.get("task"), selector.get("setting"), str(spec))
-        ]
-    if isinstance(spec, Sequence):
-        return [r for s in spec for r in _resolve_one(s, group, root)]
-    raise ValueError(
-        f"cannot use {type(spec).__name__} as a reference; give a path, zoo name, Member, Zoo, "
-        "dict(zoo=..., task=..., setting=...) or (model, correspondence)"
-    )
-
-
-def resolve_references(
-    references: Any, root: str | Path = DEFAULT_ROOT
-) -> dict[str, list[Reference]]:
-    """``{group: [Reference, ...]}`` from the accepted forms (see the module doc)."""
-    root = Path(root)
-    if isinstance(references, Mapping) and "zoo" not in references:
-        refs = [r for g, spec in references.items() for r in _resolve_one(spec, str(g), root)]
-    else:
-        refs = _resolve_one(references, None, root)
-    if not refs:
-        raise ValueError("no reference models given")
-    groups: dict[str, list[Reference]] = {}
-    for r in refs:
-        r.group = path_safe(r.group)
-        groups.setdefault(r.group, []).append(r)
-    return groups
+from interpeq.zoo.store import DEFAULT_ROOT
 
 
 @dataclass
@@ -199,6 +90,7 @@ class EquivalenceTracker(Callback):
         save_dir: str | Path | None = None,
         plot: bool = True,
         root: str | Path = DEFAULT_ROOT,
+        include_unconverged: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
@@ -211,7 +103,7 @@ class EquivalenceTracker(Callback):
             or every_n_steps <= 0
         ):
             raise ValueError(f"every_n_steps must be a positive int, got {every_n_steps!r}")
-        self.groups = resolve_references(references, root)
+        self.groups = resolve_references(references, root, include_unconverged=include_unconverged)
         self.m, self.alpha, self.seed, self.one_sided, self.n_boot = (
             m,
             alpha,
@@ -346,6 +238,10 @@ class EquivalenceTracker(Callback):
         out = self.save_dir or self.capture.out_dir(trainer)
         out.mkdir(parents=True, exist_ok=True)
         (out / "equivalence_curve.json").write_text(json.dumps(self.history, indent=1))
+        if n > 1:  # a stacked run: each member's curve also in a folder of its own
+            for member, curve in self.history.items():
+                (out / member).mkdir(exist_ok=True)
+                (out / member / "equivalence_curve.json").write_text(json.dumps(curve, indent=1))
         table = [
             [
                 member,
@@ -380,7 +276,7 @@ class EquivalenceTracker(Callback):
             )
         if self.plot:
             for member, curve in self.history.items():
-                name = "equivalence_curve.png" if n == 1 else f"equivalence_curve_{member}.png"
+                name = "equivalence_curve.png" if n == 1 else f"{member}/equivalence_curve.png"
                 rows = {
                     g: [
                         {

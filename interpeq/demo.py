@@ -1,20 +1,22 @@
 """``interpeq demo``: the main job end to end, small enough for a CPU in a few minutes.
 
-1. train the reference members of a small zoo of two interpretations
-   (``configs/zoo/demo.yaml``: seed 0 of each task, stacked);
-2. train the other members one by one with :class:`ActivationCapture` and
-   :class:`EquivalenceTracker` on, following their congruity to each reference group
-   (the *equivalence curve*, logged to W&B: offline without an account);
-3. compare every pair of members (``interpeq compare``) and write ``matrix.png``,
-   ``matrix.csv`` and ``results.json``;
-4. print where everything is. Output goes to ``checkpoints/demo/``; rerunning resumes
-   (finished members are not retrained).
+The demo is a configuration of the experiment pipeline (:mod:`interpeq.experiment`),
+``configs/zoo/demo.yaml``: a small zoo of two interpretations whose seed 0 of each task
+trains first (stacked) and serves as the reference group; the other members train
+stacked with the equivalence tracker on (the *equivalence curve* of every member, each
+in its own W&B run: offline without an account); then every pair is compared
+(``matrix.png``, ``matrix.csv``, ``results.json``, and a compare run). Output goes to
+``checkpoints/demo/``; rerunning resumes (finished members are not retrained).
+
+A zoo YAML without ``tracking:`` / ``compare:`` sections gets the demo's defaults:
+tracking against the first seed of every task and a comparison, both keeping members
+that missed their thresholds (flagged in the table), so that any small zoo shows the
+whole pipeline. ``--tracking`` takes the older capture/tracker YAML.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -43,6 +45,26 @@ def load_tracking(path: str | Path | None) -> dict[str, dict[str, Any]]:
     return {"capture": dict(data.get("capture") or {}), "tracker": dict(data.get("tracker") or {})}
 
 
+def demo_overrides(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """The demo's command-line options and defaults as overrides of the zoo YAML."""
+    out: dict[str, Any] = {"logger.kind": args.logger}
+    if args.max_steps:
+        out["train.max_steps"] = args.max_steps
+    if not data.get("tracking"):
+        seeds = data.get("seeds") or [0]
+        first = seeds[0] if isinstance(seeds, list) else 0
+        out["tracking"] = {"references": [f"self:seed={first}"], "include_unconverged": True}
+    if not data.get("compare"):
+        out["compare"] = {"enabled": True, "include_unconverged": True}
+    if args.tracking:
+        old = load_tracking(args.tracking)
+        keys = {"every_n_steps", "n_probes"} & set(old["capture"])
+        out.update({f"tracking.{k}": old["capture"][k] for k in keys})
+        keys = {"m", "alpha", "seed", "one_sided"} & set(old["tracker"])
+        out.update({f"tracking.{k}": old["tracker"][k] for k in keys})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="interpeq demo",
@@ -52,11 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config", default=str(DEFAULT_ZOO), help="zoo YAML (default configs/zoo/demo.yaml)"
     )
-    parser.add_argument(
-        "--tracking",
-        default=str(DEFAULT_TRACKING),
-        help="capture/tracker YAML (configs/callbacks/demo.yaml)",
-    )
+    parser.add_argument("--tracking", help="capture/tracker YAML (overrides the tracking section)")
     parser.add_argument("--root", default="checkpoints", help="output root (default checkpoints)")
     parser.add_argument(
         "--logger",
@@ -77,102 +95,29 @@ def main(argv: list[str] | None = None) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from interpeq.callbacks import ActivationCapture, EquivalenceTracker
-    from interpeq.compare import compare_zoo
-    from interpeq.report import make_logger, member_tags
-    from interpeq.report.wandb import SafeWandbLogger, offline_runs
-    from interpeq.zoo import Zoo, ZooSpec, run_zoo
+    from interpeq.experiment import ExperimentSpec, run_experiment
+    from interpeq.report import offline_runs
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t_start = time.perf_counter()
-    spec = ZooSpec.from_yaml(args.config)
-    if args.max_steps:
-        spec = dataclasses.replace(spec, train={**spec.train, "max_steps": args.max_steps})
-    tracking = load_tracking(args.tracking)
-    root = Path(args.root)
-    zoo_dir = root / spec.name
-    progress = not args.no_progress
-    if len(spec.seeds) < 2:
-        raise ValueError(
-            "the demo zoo needs at least two seeds (the first one trains the references)"
-        )
-
-    print(f"[1/3] reference members (seed {spec.seeds[0]} of {', '.join(spec.tasks)}), stacked")
-    ref_zoo = run_zoo(dataclasses.replace(spec, seeds=spec.seeds[:1]), root, progress=progress)
-    references = {
-        task: [m for m in ref_zoo.select(task=task) if m.seed == spec.seeds[0]]
-        for task in spec.tasks
-    }
-
-    print(
-        f"[2/3] the other members, each with the equivalence tracker against {sorted(references)}"
-    )
-    loggers: list[Any] = []
-
-    def logger_factory(member):
-        for lg in loggers:  # one W&B run per member: end the previous one first
-            lg.finish()
-        loggers.clear()
-        lg = make_logger(
-            args.logger,
-            run_name=member.id,
-            group=spec.name,
-            job_type="fit",
-            config={"zoo": spec.name, **member.to_dict(), "tracking": tracking},
-            tags=member_tags(member.task, member.setting, spec.name),
-            save_dir=zoo_dir,
-        )
-        if lg:
-            loggers.append(lg)
-        return lg
-
-    def callbacks_factory(member):
-        save = zoo_dir / "tracking" / member.id
-        capture = ActivationCapture(
-            save_dir=save, run_id=member.id, member_ids=[member.id], **tracking["capture"]
-        )
-        return [
-            capture,
-            EquivalenceTracker(references, capture=capture, save_dir=save, **tracking["tracker"]),
-        ]
-
-    zoo = run_zoo(
-        spec,
-        root,
-        progress=progress,
-        logger_factory=logger_factory,
-        callbacks_factory=callbacks_factory,
-    )
-    for lg in loggers:
-        lg.finish()
-
-    print(f"[3/3] pairwise congruity over the {len(zoo)} members")
-    clog = make_logger(
-        args.logger,
-        run_name=f"{spec.name}-compare",
-        group=spec.name,
-        job_type="compare",
-        config={"zoo": spec.name, "tracking": tracking},
-        tags=[f"zoo:{spec.name}", "compare"],
-        save_dir=zoo_dir,
-    )
-    result = compare_zoo(Zoo.load(zoo_dir), logger=clog, progress=progress)
-    if clog:
-        clog.finish()
-    print(result.summary_text())
-
+    path = Path(args.config)
+    data = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    exp = ExperimentSpec.from_yaml(path, demo_overrides(args, data or {}))
+    if len(exp.zoo.seeds) < 2:
+        raise ValueError("the demo zoo needs at least two seeds (the first trains the references)")
+    result = run_experiment(exp, args.root, progress=not args.no_progress)
+    zoo_dir = Path(args.root) / exp.zoo.name
     curves = sorted((zoo_dir / "tracking").glob("*/equivalence_curve.png"))
     print(f"\ndemo finished in {time.perf_counter() - t_start:.0f} s. Look at:")
-    print(f"  congruity matrix    {result.files['matrix.png']}")
+    print(f"  congruity matrix    {result.compare.files['matrix.png']}")
     for c in curves:
         print(f"  equivalence curve   {c}")
-    if isinstance(clog, SafeWandbLogger) or args.logger == "wandb":
-        runs = offline_runs(zoo_dir)
-        if runs:
-            print(f"  W&B offline runs    {zoo_dir / 'wandb'} ({len(runs)} runs)")
-            print(f"  upload them with:   wandb sync {zoo_dir / 'wandb'}/offline-run-*")
+    runs = offline_runs(zoo_dir) if args.logger == "wandb" else []
+    if runs:
+        print(f"  W&B offline runs    {zoo_dir / 'wandb'} ({len(runs)} runs)")
+        print(f"  upload them with:   wandb sync {zoo_dir / 'wandb'}/offline-run-*")
     elif args.logger == "csv":
-        print(f"  CSV logs            {zoo_dir / spec.name}/<member>/metrics.csv")
+        print(f"  CSV logs            {zoo_dir / exp.zoo.name}/<member>/metrics.csv")
     return 0

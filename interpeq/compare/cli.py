@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from interpeq._ray import LAUNCHERS
 from interpeq.compare.log import finish_logger
-from interpeq.compare.run import compare_zoo
+from interpeq.compare.result import OPTION_DEFAULTS
+from interpeq.compare.run import compare_zoo, output_dir
 from interpeq.compare.units import UNIT_KINDS
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import IMPL_SOURCES
 from interpeq.report import LOGGER_KINDS, make_logger
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
+
+
+def check_overwrite(za, args: argparse.Namespace) -> None:
+    """Refuse to replace a comparison that was made with other options (a ``ValueError``
+    naming the folder, the differing options and the two ways out)."""
+    zb = load_zoo(args.against, args.root) if args.against else None
+    kind = {k: getattr(args, k) for k in ("impls", "one_sided", "probes", "units")}
+    out = output_dir(za, zb, args.out, kind)
+    try:
+        before = json.loads((out / "results.json").read_text())["summary"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing there (or not a comparison we can read): nothing to keep
+    keys = [k for k in OPTION_DEFAULTS if k != "units"]
+    differ = [k for k in keys if k in before and before[k] != getattr(args, k)]
+    if differ:
+        then = ", ".join(f"{k}={before[k]}" for k in differ)
+        now = ", ".join(f"{k}={getattr(args, k)}" for k in differ)
+        raise ValueError(
+            f"{out} holds a comparison made with {then} (now {now}); pass --overwrite to "
+            "replace it, or --out <folder> to keep both"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         help="co-implementations: resample-patched copies (intervention, default) or the "
         "other units of the same group (training; needs >= 3 units per group)",
     )
-    parser.add_argument("--out", help="output folder (default <root>/<zoo>/equivalence)")
+    parser.add_argument(
+        "--out",
+        help="output folder (default <root>/<zoo>/equivalence, with a subfolder named by the "
+        "non-default --impls / --one-sided / --probes / --units, e.g. equivalence/impls-training)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a comparison in the output folder made with other options "
+        "(--n-probes, --m, --alpha, --seed); without it such a folder is kept and this is an error",
+    )
     parser.add_argument(
         "--logger",
         default="wandb",
@@ -60,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         help="wandb (offline without an account), csv or none",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--include-unconverged",
+        action="store_true",
+        help="also compare members flagged converged: false (left out by default, with a warning)",
+    )
     parser.add_argument(
         "--launcher",
         choices=LAUNCHERS,
@@ -74,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         za = load_zoo(args.zoo, args.root)
+        if not args.overwrite:
+            check_overwrite(za, args)
         logger = make_logger(
             args.logger,
             run_name=f"{za.name}-compare"
@@ -102,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             launcher=args.launcher,
             address=args.address,
+            include_unconverged=args.include_unconverged,
         )
     except ValueError as err:
         print(f"interpeq compare: error: {err}", file=sys.stderr)

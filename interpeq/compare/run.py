@@ -1,13 +1,21 @@
 """``compare_zoo``: pairwise congruity over a zoo's units (or across two zoos).
 
 Writes into ``<root>/<zoo>/equivalence/`` (``.../equivalence/against-<other>/`` with
-``against``) the files of :mod:`interpeq.compare.files`. Units and probes:
+``against``) the files of :mod:`interpeq.compare.files`. Options that change *what* is
+compared (:data:`FOLDER_OPTIONS`: ``impls``, ``one_sided``, ``probes``, ``units``) name
+a subfolder when not at their defaults, so comparisons of different kinds keep their
+own files: ``--impls training`` -> ``equivalence/impls-training/``, ``--one-sided
+--probes uniform`` -> ``equivalence/one-sided-probes-uniform/`` (names in a fixed order,
+see :func:`options_folder`; ``against-<other>/`` below that). The test's numbers
+(``n_probes``, ``m``, ``alpha``, ``seed``) do not: ``interpeq compare`` refuses to
+replace a comparison made with other numbers unless ``--overwrite``. Units and probes:
 :mod:`interpeq.compare.units`; the test itself: :mod:`interpeq.equivalence.pairwise`;
 the block-distributed path (``launcher="ray"``): :mod:`interpeq.compare.distributed`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +29,12 @@ from interpeq.compare.distributed import (
 )
 from interpeq.compare.files import congruity_matrix, results_payload, write_files
 from interpeq.compare.log import log_compare
-from interpeq.compare.result import CompareResult, summarize
+from interpeq.compare.result import OPTION_DEFAULTS, CompareResult, summarize
 from interpeq.compare.units import member_units, probe_tokens, sort_units
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import check_test_options, group_pairs, pairwise_congruity
 from interpeq.equivalence.units import ModelUnit, Unit, check_vocab, compute_unit
+from interpeq.tasks.names import parse_stage, path_safe
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
 
 
@@ -48,20 +57,25 @@ def compare_zoo(
     workers: int = 1,
     launcher: str = "local",
     address: str | None = None,
+    include_unconverged: bool = False,
 ) -> CompareResult:
     """Pairwise congruity within ``zoo`` (or between ``zoo`` and ``against``); writes
     the three files (see the module doc) and logs them to ``logger`` if given.
 
     ``launcher="ray"`` computes the units' representations and the pairwise work in
     blocks over ``workers`` Ray workers (a local Ray, or the cluster at ``address``);
-    the files are the same (:mod:`interpeq.compare.distributed`)."""
+    the files are the same (:mod:`interpeq.compare.distributed`).
+
+    Members flagged ``converged: false`` (or chains with such a stage) are left out,
+    with a warning naming them, unless ``include_unconverged``: a model that did not
+    learn its task has no interpretation to compare."""
     check_workers(workers, launcher)
     if launcher == "local" and (workers > 1 or address):
         raise ValueError("--workers > 1 and --address need --launcher ray")
     check_test_options(alpha, impls, m)
     za = load_zoo(zoo, root)
     zb = load_zoo(against, root) if against is not None else None
-    rows_u, cols_u = _zoo_units(za, zb, units)
+    rows_u, cols_u = _zoo_units(za, zb, units, include_unconverged)
     every = rows_u + cols_u
     tokens = probe_tokens([u.input_task for u in every], n_probes, seed, probes)
     check_vocab([(u.id, model) for u in every for model in u.models], tokens)
@@ -91,7 +105,8 @@ def compare_zoo(
     }
     summary = summarize(results, every, settings)
     matrix = congruity_matrix(pairs, results, len(rows_u), col_index, symmetric=zb is None)
-    out = _out_dir(za, zb, out_dir)
+    kind = {"impls": impls, "one_sided": one_sided, "probes": probes, "units": units}
+    out = output_dir(za, zb, out_dir, kind)
     files = write_files(
         out,
         computed,
@@ -110,15 +125,48 @@ def compare_zoo(
     return result
 
 
-def _zoo_units(za: Any, zb: Any, kind: str) -> tuple[list[ModelUnit], list[ModelUnit]]:
+def _zoo_units(
+    za: Any, zb: Any, kind: str, include_unconverged: bool
+) -> tuple[list[ModelUnit], list[ModelUnit]]:
     """Row units and (with ``--against``) column units, ids of the latter prefixed."""
-    rows = sort_units(member_units(list(za), kind))
+    rows = sort_units(member_units(_usable(za, include_unconverged), kind))
     if zb is None:
         return rows, []
-    cols = sort_units(member_units(list(zb), kind))
+    cols = sort_units(member_units(_usable(zb, include_unconverged), kind))
     for u in cols:
         u.id = f"{zb.name}/{u.id}"
     return rows, cols
+
+
+def _usable(zoo: Any, include_unconverged: bool) -> list:
+    """The members to compare: without those flagged ``converged: false`` (and, for
+    chains, without every stage of a chain that has one), unless asked to keep them."""
+    members = list(zoo)
+    bad = [m for m in members if m.metrics.get("converged") is False]
+    if include_unconverged or not bad:
+        return members
+
+    def chain(m: Any) -> str:
+        return f"{(parse_stage(m.task_name) or (m.task_name,))[0]}|{m.setting}|{m.seed}"
+
+    broken = {chain(m) for m in bad}
+    keep = [
+        m for m in members if m not in bad and not (parse_stage(m.task_name) and chain(m) in broken)
+    ]
+    if not keep:
+        raise ValueError(
+            f"every member of zoo {zoo.name!r} missed its thresholds (converged: false): "
+            "retrain them (a zoo YAML's retry: section), or compare them anyway with "
+            "--include-unconverged (include_unconverged=True)"
+        )
+    warnings.warn(
+        f"zoo {zoo.name!r}: leaving out {len(members) - len(keep)} member(s) that did not "
+        f"converge or belong to a chain with one ({', '.join(m.id for m in bad[:5])}"
+        f"{' ...' if len(bad) > 5 else ''}); --include-unconverged keeps them",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return keep
 
 
 def _compute(
@@ -149,8 +197,34 @@ def _layout(n_rows: int, n_cols: int, across: bool) -> tuple[list[tuple[int, int
     return pairs, list(range(n_rows, n_rows + n_cols))
 
 
-def _out_dir(za: Any, zb: Any, out_dir: str | Path | None) -> Path:
+# option -> default; a non-default value names the output subfolder (options_folder)
+FOLDER_OPTIONS = {k: OPTION_DEFAULTS[k] for k in ("impls", "one_sided", "probes", "units")}
+TUNING_OPTIONS = ("n_probes", "m", "alpha", "seed")  # same folder; --overwrite to replace
+
+
+def options_folder(options: dict[str, Any]) -> str:
+    """The subfolder of ``equivalence/`` for these options ("" for the defaults): the
+    non-default :data:`FOLDER_OPTIONS` in the order of that table, a flag as its name
+    (``one-sided``), any other value as ``<name>-<value>`` (``impls-training``)."""
+    parts = []
+    for key, default in FOLDER_OPTIONS.items():
+        value = options.get(key, default)
+        if value == default:
+            continue
+        flag = key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag}-{path_safe(str(value))}")
+    return "-".join(parts)
+
+
+def output_dir(za: Any, zb: Any, out_dir: str | Path | None, options: dict[str, Any]) -> Path:
+    """Where a comparison writes: ``out_dir`` if given, else ``<zoo>/equivalence/``
+    [``/<options_folder>``][``/against-<other>``]."""
     if out_dir:
         return Path(out_dir)
     out = za.path / "equivalence"
+    name = options_folder(options)
+    out = out / name if name else out
     return out / f"against-{zb.name}" if zb is not None else out
+
+
+_out_dir = output_dir

@@ -121,6 +121,26 @@ class SafeWandbLogger(_SafeMixin, WandbLogger):
             checkpoint_callback,
         )
 
+    @property
+    def experiment(self) -> Any:
+        """The run, created on first use as a *new* run even when another is active.
+
+        Lightning's ``WandbLogger`` reuses a run already in progress in the process, so
+        a second logger would write into the first member's run. ``reinit="create_new"``
+        (W&B's multi-run support) gives every logger its own run, which is what one run
+        per member of a stacked group needs; each run is held here, never as the global
+        ``wandb.run``."""
+        if self._experiment is None:
+            import wandb
+
+            self._experiment = wandb.init(**{**self._wandb_init, "reinit": "create_new"})
+            if getattr(self._experiment, "define_metric", None):
+                self._experiment.define_metric("trainer/global_step")
+                self._experiment.define_metric(
+                    "*", step_metric="trainer/global_step", step_sync=True
+                )
+        return self._experiment
+
     def finish(self) -> None:
         """End the W&B run (flushes an offline run's files)."""
         if self._experiment is not None:
@@ -156,6 +176,7 @@ def make_logger(
     tags: Sequence[str] | None = None,
     save_dir: str | Path = "checkpoints",
     project: str = PROJECT,
+    entity: str | None = None,
 ) -> Logger | bool:
     """A Lightning logger of ``kind`` (``"wandb"``, ``"csv"`` or ``"none"``); see the module doc."""
     if kind not in LOGGER_KINDS:
@@ -172,17 +193,25 @@ def make_logger(
     import wandb
 
     mode = wandb_mode()
-    return SafeWandbLogger(
+    logger = SafeWandbLogger(
         name=run_name,
         save_dir=str(save_dir),
         project=project,
+        entity=entity,
         group=group,
         job_type=job_type,
         config=dict(config or {}),
         tags=_tags(tags),
         mode=mode,
-        settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        # no git lookup: zoos often live outside a repository ("git root ... does not exist")
+        settings=wandb.Settings(
+            silent=True, console="off", x_disable_stats=True, disable_git=True
+        ),
     )
+    # Lightning always passes anonymous=None, which W&B 0.19+ answers with "The anonymous
+    # setting has no effect"; not passing it at all is the same run, without the note.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def member_tags(task: str, setting: str | None = None, zoo: str | None = None) -> list[str]:
@@ -200,14 +229,32 @@ def member_tags(task: str, setting: str | None = None, zoo: str | None = None) -
 # ---------------------------------------------------------------- images, tables, summary
 
 
+def _member_loggers(logger: Any) -> Any:
+    from interpeq.report.members import MemberLoggers
+
+    return logger if isinstance(logger, MemberLoggers) else None
+
+
 def log_image(logger: Any, key: str, path: str | Path, step: int | None = None) -> None:
     """Log a PNG to W&B (other loggers: nothing; the file is already on disk)."""
+    if (group := _member_loggers(logger)) is not None:
+        for k, routed in group.route(key):
+            log_image(group.loggers[k], routed, path, step)
+        return
     if isinstance(logger, WandbLogger):
         safe_call("log_image", logger.log_image, key=key, images=[str(path)], step=step)
 
 
 def log_table(logger: Any, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Log a ``wandb.Table`` (other loggers: nothing)."""
+    """Log a ``wandb.Table`` (other loggers: nothing). Behind :class:`MemberLoggers`
+    each member gets the rows whose ``member`` column names it (all rows without one)."""
+    if (group := _member_loggers(logger)) is not None:
+        col = list(columns).index("member") if "member" in columns else None
+        for member, lg in zip(group.member_ids, group.loggers, strict=True):
+            mine = [r for r in rows if col is None or r[col] == member]
+            if mine:
+                log_table(lg, key, columns, mine)
+        return
     if isinstance(logger, WandbLogger):
         safe_call(
             "log_table",
@@ -220,6 +267,10 @@ def log_table(logger: Any, key: str, columns: Sequence[str], rows: Sequence[Sequ
 
 def log_summary(logger: Any, values: Mapping[str, Any]) -> None:
     """Final values: the W&B run summary; other loggers get them as one metrics row."""
+    if (group := _member_loggers(logger)) is not None:
+        for lg, mine in group.split(values):
+            log_summary(lg, mine)
+        return
     if isinstance(logger, WandbLogger):
 
         def put() -> None:

@@ -159,7 +159,9 @@ def trainer_for(
         "logger": logger,
         "enable_progress_bar": False,
         "enable_model_summary": False,
-        "accelerator": "cpu",
+        # the best device there is (a GPU where one is, else the CPU); one per member or
+        # stacked group: several GPUs serve several groups (the Ray launcher), not one
+        "accelerator": "auto",
         "devices": 1,
         "default_root_dir": str(ckpt_dir),
         "callbacks": [ThresholdStopping(), checkpoint, *callbacks],
@@ -178,8 +180,13 @@ def fit_member(
     logger: Any = False,
     callbacks: Sequence[Callback] = (),
     trainer_kwargs: dict[str, Any] | None = None,
+    init_state: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train one model with SIIT, checkpointing into ``ckpt_dir``; resume from ``last.ckpt``.
+
+    ``init_state``: start from these weights (a ``HookedTransformer`` state dict)
+    instead of the seeded initialisation, when there is no checkpoint to resume from
+    (continuing a member that missed its thresholds).
 
     A finished checkpoint (max steps reached or thresholds met) is loaded without
     training. Returns the model (eval, CPU) and held-out metrics (:func:`evaluate`)
@@ -197,6 +204,8 @@ def fit_member(
     module = SIITModule(task=task, model=model, siit=train, correspondence=correspondence.to_dict())
     last = ckpt_dir / "last.ckpt"
     ckpt = load_checkpoint(last, "this member") if last.exists() else None
+    if ckpt is None and init_state is not None:
+        module.net.load_state_dict(init_state)
     if ckpt is not None and _finished(ckpt, train):
         module.load_state_dict(ckpt["state_dict"])
         steps, seconds = int(ckpt["global_step"]), float(ckpt.get("interpeq_train_seconds", 0.0))

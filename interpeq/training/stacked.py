@@ -146,7 +146,9 @@ class StackedSIITModule(TrainClock, L.LightningModule):
             persistent=False,
         )
         self.train_acc = VectorMean(self.n_members)
-        self.val_metrics = nn.ModuleDict({m: VectorMean(self.n_members) for m in METRICS})
+        self.val_metrics = nn.ModuleDict(
+            {m + s: VectorMean(self.n_members) for m in METRICS for s in ("", "_seq")}
+        )
         self.train_seconds = 0.0
         self._t0: float | None = None
         self.start_step = 0
@@ -188,11 +190,17 @@ class StackedSIITModule(TrainClock, L.LightningModule):
         return out
 
     # ---- Lightning -------------------------------------------------------------
+    # Logged keys: per member ``<key>/m<k>`` with the keys a member trained alone logs
+    # (:class:`~interpeq.report.members.MemberLoggers` gives each member its own run),
+    # and the group's aggregates under ``stack/``.
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self._step(batch)
-        for part in PARTS:
-            self.log(f"train/loss_{part}", out[f"loss_{part}"].detach().mean())
-        self.log("train/loss", out["loss"].detach().mean(), prog_bar=True)
+        losses = {f"train/loss_{part}": out[f"loss_{part}"].detach() for part in PARTS}
+        losses["train/loss"] = out["loss"].detach()
+        for key, per_member in losses.items():
+            for m in range(self.n_members):
+                self.log(f"{key}/m{m}", per_member[m])
+        self.log("stack/train_loss", out["loss"].detach().mean(), prog_bar=True)
         self.last_losses = {k: v.detach() for k, v in out.items() if k.startswith("loss")}
         tokens = torch.stack(
             [accuracies(_index(out, m), _index(batch, m))["acc"][0] for m in range(self.n_members)]
@@ -203,29 +211,32 @@ class StackedSIITModule(TrainClock, L.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         acc = self.train_acc.compute()
         self.train_acc.reset()
-        self.log("train/acc", acc.mean())
+        for m, v in enumerate(acc):
+            self.log(f"train/acc/m{m}", v)
+        self.log("stack/train_acc", acc.mean())
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         out = self._step(batch)
+        per_member = [accuracies(_index(out, m), _index(batch, m)) for m in range(self.n_members)]
         for metric in METRICS:
-            values = torch.stack(
-                [
-                    accuracies(_index(out, m), _index(batch, m))[metric][0]
-                    for m in range(self.n_members)
-                ]
-            )
-            self.val_metrics[metric].update(values)
+            for k, suffix in ((0, ""), (1, "_seq")):
+                values = torch.stack([acc[metric][k] for acc in per_member])
+                self.val_metrics[metric + suffix].update(values)
 
     def on_validation_epoch_end(self) -> None:
-        for metric in METRICS:
-            values = self.val_metrics[metric].compute()
-            self.val_metrics[metric].reset()
-            self.log(f"val/{metric}", values.min())  # the worst member
+        for name, metric in self.val_metrics.items():
+            values = metric.compute()
+            metric.reset()
+            if name in METRICS:
+                self.log(f"stack/val_{name}_min", values.min())  # the worst member
             for m, v in enumerate(values):
-                self.log(f"val/{metric}/m{m}", v)
+                self.log(f"val/{name}/m{m}", v)
 
     def thresholds_met(self, metrics: dict[str, Tensor]) -> bool:
-        return all(_thresholds_met(t, metrics, f"/m{m}") for m, t in enumerate(self.trains))
+        return self.members_meeting_thresholds(metrics) == self.n_members
+
+    def members_meeting_thresholds(self, metrics: dict[str, Tensor]) -> int:
+        return sum(_thresholds_met(t, metrics, f"/m{m}") for m, t in enumerate(self.trains))
 
     def configure_optimizers(self) -> Any:
         t = self.train_cfg

@@ -1,20 +1,31 @@
-"""``interpeq zoo --config <yaml>``: train a zoo (see :mod:`interpeq.zoo.runner`)."""
+"""``interpeq zoo --config <yaml>``: run the experiment a zoo YAML describes.
+
+Trains every member (stacked where they share an architecture, on the best device,
+resumably; see :mod:`interpeq.zoo.runner`), with the YAML's ``trainer:``, ``logger:``,
+``tracking:``, ``retry:`` and ``compare:`` sections (:mod:`interpeq.experiment`).
+Options override the file: ``--logger``, ``--compare`` / ``--no-compare``,
+``--no-tracking`` and ``--set section.key=value`` (YAML values, repeatable).
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
-from pathlib import Path
 
-from interpeq.zoo.runner import run_zoo
-from interpeq.zoo.spec import MemberSpec, ZooSpec
+import yaml
+
+from interpeq._ray import LAUNCHERS
+from interpeq.interrupts import on_stop
 from interpeq.zoo.store import DEFAULT_ROOT, ZooStore
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interpeq zoo",
-        description="Train every member of a zoo YAML into <root>/<zoo>/ (resumable: rerun after a kill).",
+        description="Train every member of a zoo YAML into <root>/<zoo>/ (resumable: rerun "
+        "after a kill), with the experiment sections of the YAML (trainer, logger, tracking, "
+        "retry, compare).",
     )
     parser.add_argument("--config", required=True, help="zoo YAML, e.g. configs/zoo/smoke.yaml")
     parser.add_argument(
@@ -23,20 +34,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--list", action="store_true", help="print the members and exit without training"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="retrain the damaged members (files that fail their checks; see --list), "
+        "moving their folders aside to <zoo>/.damaged/; the other members are not touched",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved experiment and exit"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.add_argument(
         "--logger",
         choices=["none", "wandb", "csv"],
-        default="none",
-        help="one run per member (W&B offline without an account; group = zoo). "
-        "'none' (default) lets same-architecture members train stacked",
+        help="overrides logger.kind: one run per member, stacked or not (W&B offline without "
+        "an account; group = zoo)",
+    )
+    compare = parser.add_mutually_exclusive_group()
+    compare.add_argument("--compare", action="store_true", help="compare after training")
+    compare.add_argument("--no-compare", action="store_true", help="do not compare")
+    parser.add_argument("--no-tracking", action="store_true", help="ignore the tracking section")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the YAML, e.g. --set trainer.precision=bf16-mixed "
+        "--set train.max_steps=500 (values are YAML)",
     )
     parser.add_argument(
         "--launcher",
-        choices=["local", "ray"],
+        choices=LAUNCHERS,
         default="local",
-        help="local (default): one member after another in this process; ray: members (or "
-        "stacked groups) as Ray tasks, see docs/scaling.md (pip install 'interpeq[ray]')",
+        help="local (default): one member or stacked group after another in this process; "
+        "ray: as Ray tasks, see docs/scaling.md (pip install 'interpeq[ray]')",
     )
     parser.add_argument(
         "--workers",
@@ -52,37 +83,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--address", help="ray: a Ray cluster to run on ('auto', HOST:6379 or ray://HOST:10001)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The CLI's overrides of the YAML, as dotted keys."""
+    out = {}
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. trainer.devices=2")
+        out[key.strip()] = yaml.safe_load(value)
+    if args.logger:
+        out["logger.kind"] = args.logger
+    if args.compare:
+        out["compare.enabled"] = True
+    if args.no_compare:
+        out["compare"] = False
+    if args.no_tracking:
+        out["tracking"] = None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from interpeq.experiment import ExperimentSpec, run_experiment
+
+    args = build_parser().parse_args(argv)
     try:
-        spec = ZooSpec.from_yaml(args.config)
+        exp = ExperimentSpec.from_yaml(args.config, overrides(args))
+        if args.print_config:
+            print(yaml.safe_dump(exp.to_dict(), sort_keys=False).rstrip())
+            return 0
         if args.list:
-            store = ZooStore(args.root, spec.name)
-            for m in spec.members():
-                state = "done" if store.is_finished(m.id) else "todo"
+            store = ZooStore(args.root, exp.zoo.name)
+            for m in exp.zoo.members():
+                state, why = store.member_state(m.id)  # done / todo / damaged (why)
                 print(
-                    f"{state:5s} {m.id:40s} {m.model.n_layers}L d{m.model.d_model} h{m.model.n_heads} mlp{m.model.d_mlp}"
+                    f"{state:7s} {m.id:40s} {m.model.n_layers}L d{m.model.d_model} h{m.model.n_heads} mlp{m.model.d_mlp}"
+                    + (f"  ({why}; --repair retrains it)" if why else "")
                 )
             return 0
-        logger_factory = None
-        if args.logger != "none":
-            from interpeq.report import make_logger, member_tags
-
-            def logger_factory(member: MemberSpec):
-                return make_logger(
-                    args.logger,
-                    run_name=member.id,
-                    group=spec.name,
-                    job_type="fit",
-                    config=member.to_dict(),
-                    tags=member_tags(member.task, member.setting, spec.name),
-                    save_dir=Path(args.root) / spec.name,
-                )
-
-        zoo = run_zoo(
-            spec,
+        ids, store = [m.id for m in exp.zoo.members()], ZooStore(args.root, exp.zoo.name)
+        for member_id, moved in store.repair(ids) if args.repair else store.check_intact(ids):
+            print(f"repair: {member_id} was damaged; moved aside to {moved}; retraining it")
+        on_stop(
+            lambda: store.progress(ids),
+            "interpeq zoo " + shlex.join(sys.argv[2:] if argv is None else argv),
+        )
+        result = run_experiment(
+            exp,
             args.root,
             progress=not args.no_progress,
-            logger_factory=logger_factory,
             launcher=args.launcher,
             workers=args.workers,
             gpus_per_member=args.gpus_per_member,
@@ -91,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"interpeq zoo: error: {err}", file=sys.stderr)
         return 2
-    print(f"zoo {zoo.name}: {len(zoo)} members in {zoo.path}")
-    for member in zoo:
-        metrics = " ".join(
-            f"{k}={v:.3f}" for k, v in sorted(member.metrics.items()) if isinstance(v, float)
+    if result.unconverged:
+        print(
+            f"warning: {len(result.unconverged)} member(s) did not converge: "
+            f"{', '.join(result.unconverged[:8])}{' ...' if len(result.unconverged) > 8 else ''} "
+            "(set retry: in the YAML to retry them; compare leaves them out)",
+            file=sys.stderr,
         )
-        print(f"  {member.id:40s} {metrics}")
     return 0

@@ -64,7 +64,7 @@ from interpeq._ray import (  # noqa: F401  (connect_ray, RAY_INSTALL_HINT re-exp
 )
 from interpeq.zoo.spec import MemberSpec
 from interpeq.zoo.store import ZooStore, read_json
-from interpeq.zoo.train import train_member, train_stacked
+from interpeq.zoo.train import GroupRun, train_group
 
 TASK_RETRIES = 2
 
@@ -161,14 +161,11 @@ def reconcile_index(store: ZooStore, members: Sequence[MemberSpec]) -> list[str]
 
 
 def _train_group_task(
-    group: Sequence[MemberSpec],
-    root: str,
-    name: str,
-    logger_factory: Callable | None,
-    callbacks_factory: Callable | None,
+    group: Sequence[MemberSpec], root: str, name: str, run: GroupRun
 ) -> list[tuple[dict, dict]]:
     """Body of one Ray task: train a member (or stacked group) into the zoo folder and
     return ``(member.json, metrics)`` per member for the driver to index."""
+    import dataclasses
     import logging
 
     import ray
@@ -178,7 +175,8 @@ def _train_group_task(
     store = WorkerStore(root, name)
     ctx = ray.get_runtime_context()
     assigned, gpu_ids, on_gpu = in_task_setup()
-    trainer_kwargs = {"accelerator": "gpu", "devices": 1} if on_gpu else None
+    device = {"accelerator": "gpu", "devices": 1} if on_gpu else {"accelerator": "cpu"}
+    run = dataclasses.replace(run, trainer_kwargs={**(run.trainer_kwargs or {}), **device})
     # A retry (the first attempt's worker died) skips members the attempt finished; the
     # rest of a stacked group then resume alone from their own checkpoints.
     todo = [m for m in group if not store.is_finished(m.id)]
@@ -193,16 +191,10 @@ def _train_group_task(
             accelerator="gpu" if on_gpu else "cpu",
         )
     if len(todo) > 1 and len(todo) == len(group):
-        train_stacked(todo, store, trainer_kwargs=trainer_kwargs)
+        train_group(todo, store, run)
     else:
         for member in todo:
-            train_member(
-                member,
-                store,
-                logger=logger_factory(member) if logger_factory else False,
-                callbacks=callbacks_factory(member) if callbacks_factory else (),
-                trainer_kwargs=trainer_kwargs,
-            )
+            train_group([member], store, run)
     out = []
     for m in group:
         mdir = store.member_dir(m.id)
@@ -219,8 +211,7 @@ def run_groups_ray(
     gpus_per_member: float = 0.0,
     cpus_per_member: float = 1.0,
     address: str | None = None,
-    logger_factory: Callable[[MemberSpec], Any] | None = None,
-    callbacks_factory: Callable[[MemberSpec], Sequence] | None = None,
+    run: GroupRun | None = None,
     on_done: Callable[[Sequence[MemberSpec]], None] | None = None,
 ) -> None:
     """Train ``groups`` as Ray tasks (at most ``workers`` in flight), index each member
@@ -245,8 +236,7 @@ def run_groups_ray(
                     workers=workers,
                     gpus_per_member=gpus_per_member,
                     cpus_per_member=cpus_per_member,
-                    logger_factory=logger_factory,
-                    callbacks_factory=callbacks_factory,
+                    run=run or GroupRun(),
                     on_done=on_done,
                 )
         reconcile_index(store, members)
@@ -260,8 +250,7 @@ def _run(
     workers,
     gpus_per_member,
     cpus_per_member,
-    logger_factory,
-    callbacks_factory,
+    run,
     on_done,
 ) -> None:
     check_resources(ray, "member", GPU=gpus_per_member, CPU=cpus_per_member)
@@ -273,7 +262,7 @@ def _run(
         name="interpeq-zoo-member",
     )
     root = str(store.dir.parent.resolve())  # workers may run elsewhere
-    jobs = [(list(g), root, store.name, logger_factory, callbacks_factory) for g in groups]
+    jobs = [(list(g), root, store.name, run) for g in groups]
 
     def index(k: int, rows: list[tuple[dict, dict]]) -> None:
         for spec_dict, metrics in rows:

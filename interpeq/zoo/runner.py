@@ -4,23 +4,28 @@ Rerunning after a kill skips finished members, resumes an interrupted member fro
 last Lightning checkpoint, and never retrains a finished one: the zoo folder (see
 :mod:`interpeq.zoo.store`) is the single source of truth, so any launcher that runs
 members against the same folder resumes the same way (:mod:`interpeq.zoo.train` is
-what each runs). ``interpeq zoo`` is :mod:`interpeq.zoo.cli`.
+what each runs). Loggers and callbacks compose with stacking: a stacked group logs
+each member to its own run. ``interpeq zoo`` is :mod:`interpeq.zoo.cli`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from interpeq.zoo.launchers import check_launcher, run_groups_ray
+from interpeq.zoo.retry import RetrySpec
 from interpeq.zoo.spec import MemberSpec, ZooSpec
+from interpeq.zoo.stale import check_finished_match
 from interpeq.zoo.store import DEFAULT_ROOT, Zoo, ZooStore
-from interpeq.zoo.train import (  # noqa: F401  (stack_groups re-exported)
-    check_finished_match,
+from interpeq.zoo.train import (  # noqa: F401  (re-exported)
+    GroupRun,
     stack_groups,
+    train_group,
     train_member,
     train_stacked,
 )
@@ -32,7 +37,10 @@ def run_zoo(
     *,
     progress: bool = True,
     logger_factory: Callable[[MemberSpec], Any] | None = None,
-    callbacks_factory: Callable[[MemberSpec], Sequence] | None = None,
+    callbacks_factory: Callable[[list[MemberSpec]], Sequence] | None = None,
+    trainer_kwargs: dict[str, Any] | None = None,
+    retry: RetrySpec | None = None,
+    only: Collection[str] | None = None,
     launcher: str = "local",
     workers: int | None = None,
     gpus_per_member: float = 0.0,
@@ -40,20 +48,34 @@ def run_zoo(
 ) -> Zoo:
     """Train the members of ``spec`` that are not finished yet, then load the zoo.
 
-    ``launcher="ray"`` trains members (or stacked groups) as Ray tasks, at most
-    ``workers`` at a time, each with ``gpus_per_member`` GPUs, on a local Ray or the
-    cluster at ``address`` (:mod:`interpeq.zoo.launchers`).
+    ``logger_factory(member)`` gives each member its logger (stacked or not);
+    ``callbacks_factory(members)`` the callbacks of one Lightning run (a member alone,
+    or a stacked group); ``trainer_kwargs`` override the Trainer (``accelerator`` is
+    ``auto``); ``retry`` flags (and retries) members that miss their thresholds;
+    ``only`` restricts training to these member ids. ``launcher="ray"`` trains members
+    (or stacked groups) as Ray tasks, at most ``workers`` at a time, each with
+    ``gpus_per_member`` GPUs, on a local Ray or the cluster at ``address``
+    (:mod:`interpeq.zoo.launchers`).
     """
     check_launcher(launcher, workers, gpus_per_member, address)
     store = ZooStore(root, spec.name)
     members = spec.members()
-    check_finished_match(members, store)
-    todo = [m for m in members if not store.is_finished(m.id)]
-    stacked = spec.stacked and logger_factory is None and callbacks_factory is None
-    groups = stack_groups(todo, store) if stacked else [[m] for m in todo]
+    check_finished_match(members, store, spec)
+    todo = [
+        m for m in members if not store.is_finished(m.id) and (only is None or m.id in only)
+    ]
+    groups = stack_groups(todo, store, spec.max_stack) if spec.stacked else [[m] for m in todo]
+    run = GroupRun(
+        logger_factory=logger_factory,
+        callbacks_factory=callbacks_factory,
+        trainer_kwargs=trainer_kwargs,
+        retry=retry or RetrySpec(),
+        progress=progress,
+    )
+    total = len(members) if only is None else len([m for m in members if m.id in only])
     bar = tqdm(
-        total=len(members),
-        initial=len(members) - len(todo),
+        total=total,
+        initial=total - len(todo),
         desc=f"zoo {spec.name}",
         unit="member",
         disable=not progress,
@@ -63,26 +85,16 @@ def run_zoo(
             groups,
             store,
             members,
+            run=dataclasses.replace(run, progress=False),
             workers=workers,
             gpus_per_member=gpus_per_member,
             address=address,
-            logger_factory=logger_factory,
-            callbacks_factory=callbacks_factory,
             on_done=lambda group: bar.update(len(group)),
         )
         groups = []
     for group in groups:
         bar.set_postfix_str(group[0].id if len(group) == 1 else f"{len(group)} stacked")
-        if len(group) > 1:
-            train_stacked(group, store)
-        else:
-            member = group[0]
-            train_member(
-                member,
-                store,
-                logger=logger_factory(member) if logger_factory else False,
-                callbacks=callbacks_factory(member) if callbacks_factory else (),
-            )
+        train_group(group, store, run)
         bar.update(len(group))
     bar.close()
     return Zoo.load(store.dir)

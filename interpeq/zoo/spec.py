@@ -13,13 +13,19 @@ them per task, keyed by a catalogue task name (applies to that task and to every
 algorithm stage that is that task) or by an exact entry of the member list
 (``algorithm_5/stage0``, applied last), e.g. ``task_train: {any_duplicate: {lr: 0.001}}``.
 
-Every draw is seeded from ``(zoo name, task, setting, seed)`` with a stable hash, so
-the same YAML always yields the same members, in any process, on any machine.
+Every draw is seeded from ``(seed namespace, task, setting, seed)`` with a stable hash,
+so the same YAML always yields the same members, in any process, on any machine. The
+namespace is a constant unless ``seed_namespace`` sets it, not the zoo's name: a
+member is one model whatever zoo holds it (zoos trained when seeds derived from the
+name reproduce with ``seed_namespace: <that name>``). ``max_stack`` caps how many
+members train as one stacked model (default: by device, see
+:func:`interpeq.zoo.train.default_max_stack`).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +53,14 @@ ZOO_KEYS = {
     "train",
     "task_train",
     "stacked",
+    "max_stack",
+    "seed_namespace",
 }
+# Sections of the same YAML that describe the rest of the experiment; read by
+# interpeq.experiment.spec, ignored by the zoo spec itself.
+SECTION_KEYS = ("trainer", "logger", "tracking", "compare", "retry")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+DEFAULT_SEED_NAMESPACE = "interpeq"
 ARCH_KEYS = {
     "n_layers",
     "d_model",
@@ -60,6 +73,16 @@ ARCH_KEYS = {
 }
 
 
+def check_zoo_name(name: Any) -> str:
+    """A zoo name is one plain path component: letters, digits, ``-``, ``_``, ``.`` (not
+    starting with ``.``); zoo YAMLs are shared between labs, and a name like ``../x``
+    or ``/abs`` must never make interpeq write outside the output root."""
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"zoo name {name!r} is not a plain name: use letters, digits, '-', '_' and '.' "
+            "(no '/', no '..', not starting with '.'), e.g. name: my_zoo"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,18 @@ class ZooSpec:
     train: dict[str, Any] = field(default_factory=dict)
     task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     stacked: bool = True
+    max_stack: int | None = None
+    seed_namespace: str | None = None
+
+    @property
+    def seed_root(self) -> str:
+        """What member seeds derive from besides task, setting and seed.
+
+        Not the zoo's name (by default): a member is one model whatever zoo holds it, so
+        renaming a zoo or copying a member's entry into another zoo keeps its seeds.
+        ``seed_namespace: <old zoo name>`` reproduces the seeds of zoos trained before
+        (when seeds derived from the name)."""
+        return self.seed_namespace if self.seed_namespace is not None else DEFAULT_SEED_NAMESPACE
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ZooSpec:
@@ -123,9 +158,12 @@ class ZooSpec:
             raise ValueError(
                 "a zoo config must be a mapping with keys " + ", ".join(sorted(ZOO_KEYS))
             )
-        unknown = sorted(set(data) - ZOO_KEYS)
+        unknown = sorted(set(data) - ZOO_KEYS - set(SECTION_KEYS))
         if unknown:
-            raise ValueError(f"unknown zoo config keys {unknown}; valid keys: {sorted(ZOO_KEYS)}")
+            raise ValueError(
+                f"unknown zoo config keys {unknown}; valid keys: {sorted(ZOO_KEYS)} and the "
+                f"experiment sections {list(SECTION_KEYS)}"
+            )
         tasks = list(data.get("tasks") or [])
         for name in tasks:
             resolve_task(name)  # raises ValueError listing valid tasks
@@ -157,8 +195,16 @@ class ZooSpec:
                 "settings A and B draw architectures: give 'architectures' ranges, e.g. {n_layers: [2, 3]}"
             )
         task_train = _task_train(data.get("task_train"), tasks)
+        max_stack = data.get("max_stack")
+        if max_stack is not None and (
+            isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1
+        ):
+            raise ValueError(f"'max_stack' must be a positive int, got {max_stack!r}")
+        namespace = data.get("seed_namespace")
+        if namespace is not None and not isinstance(namespace, str):
+            raise ValueError(f"'seed_namespace' must be a string, got {namespace!r}")
         spec = cls(
-            name=str(data.get("name") or default_name),
+            name=check_zoo_name(data.get("name") or default_name),
             tasks=tasks,
             seeds=list(seeds),
             settings=settings,
@@ -167,6 +213,8 @@ class ZooSpec:
             train=dict(data.get("train") or {}),
             task_train=task_train,
             stacked=bool(data.get("stacked", True)),
+            max_stack=max_stack,
+            seed_namespace=namespace,
         )
         spec.base_model()  # validate early, before any training is spent
         from interpeq.training import TrainConfig
@@ -193,7 +241,7 @@ class ZooSpec:
     def draw_architecture(self, task: str, setting: str, seed: int) -> HookedTransformerConfig:
         """A seeded architecture from the ranges, different from the base when the ranges allow."""
         base = self.base_model()
-        rng = random.Random(stable_seed(self.name, task, setting, seed, "arch"))
+        rng = random.Random(stable_seed(self.seed_root, task, setting, seed, "arch"))
         for _ in range(32):
             changes = {
                 key: rng.choice(values) for key, values in sorted(self.architectures.items())
@@ -222,7 +270,7 @@ class ZooSpec:
             task = resolve_task(task_name).task
             for setting in self.settings:
                 for seed in self.seeds:
-                    member_seed = stable_seed(self.name, task_name, setting, seed)
+                    member_seed = stable_seed(self.seed_root, task_name, setting, seed)
                     cfg = self.base_model()
                     if setting in ("A", "B"):
                         cfg = self.draw_architecture(task_name, setting, seed)

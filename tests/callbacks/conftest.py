@@ -5,6 +5,7 @@ import torch
 
 from interpeq.models import HookedTransformerConfig
 from interpeq.training import TrainConfig, default_correspondence, resolve_task
+from tests.conftest import EVERY_MEMBER_COUNTS
 
 TINY = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32)
 TRAIN = TrainConfig(
@@ -48,4 +49,4 @@ def ref_zoo(tmp_path_factory):
             },
         }
     )
-    return run_zoo(spec, tmp_path_factory.mktemp("zoo"), progress=False)
+    return run_zoo(spec, tmp_path_factory.mktemp("zoo"), progress=False, retry=EVERY_MEMBER_COUNTS)

@@ -10,6 +10,7 @@ import torch
 
 from interpeq.compare import Unit, compare_zoo, main, member_units, pairwise_congruity
 from interpeq.equivalence import congruity
+from tests.conftest import EVERY_MEMBER_COUNTS
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def tiny_zoo(tmp_path_factory):
             },
         }
     )
-    return run_zoo(spec, tmp_path_factory.mktemp("root"), progress=False)
+    return run_zoo(spec, tmp_path_factory.mktemp("root"), progress=False, retry=EVERY_MEMBER_COUNTS)
 
 
 def test_compare_cli_writes_consistent_files(tiny_zoo, capsys):

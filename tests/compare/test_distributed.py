@@ -13,6 +13,7 @@ import torch
 
 from interpeq.compare import Unit, compare_zoo, main, pairwise_congruity
 from interpeq.compare_distributed import pairwise_congruity_blocks, plan_cross
+from tests.conftest import EVERY_MEMBER_COUNTS
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(
@@ -147,7 +148,7 @@ def test_compare_zoo_over_two_ray_workers_writes_the_same_files(local_ray, tmp_p
             },
         }
     )
-    zoo = run_zoo(spec, tmp_path / "root", progress=False)
+    zoo = run_zoo(spec, tmp_path / "root", progress=False, retry=EVERY_MEMBER_COUNTS)
     one = compare_zoo(zoo, out_dir=tmp_path / "one", n_probes=64, m=8, progress=False)
     args = [str(zoo.path), "--n-probes", "64", "--m", "8", "--logger", "none", "--no-progress"]
     args += ["--out", str(tmp_path / "two"), "--launcher", "ray", "--workers", "2"]
