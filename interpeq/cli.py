@@ -22,7 +22,6 @@ failures and interrupts too. Subcommands that catch their own ``ValueError`` and
 ``interpeq <cmd>: error: ...`` keep doing so; whatever they let through lands here.
 """
 
-
 from __future__ import annotations
 
 import argparse
@@ -92,10 +91,13 @@ def set_cpu_threads() -> None:
 
 def _strip_debug(argv: list[str]) -> tuple[list[str], bool]:
     """``--debug`` may stand anywhere (``interpeq --debug zoo ...``); it is removed
-    before dispatch. ``INTERPEQ_DEBUG=1`` does the same."""
-    debug = os.environ.get("INTERPEQ_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    before dispatch and sets ``INTERPEQ_DEBUG=1``, which does the same."""
+    from interpeq.interrupts import debug_enabled
+
     rest = [a for a in argv if a != "--debug"]
-    return rest, debug or len(rest) != len(argv)
+    if len(rest) != len(argv):
+        os.environ["INTERPEQ_DEBUG"] = "1"  # subcommands (and their workers) see it too
+    return rest, debug_enabled()
 
 
 def quiet_known_warnings() -> None:
@@ -139,7 +141,13 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def run_command(command: str, func, argv: list[str], debug: bool) -> int:
     """Run one subcommand behind the boundary described in the module doc."""
-    from interpeq.interrupts import Interrupted, exit_code_for, received, stop_on_signals
+    from interpeq.interrupts import (
+        Interrupted,
+        exit_code_for,
+        received,
+        stop_message,
+        stop_on_signals,
+    )
 
     prefix = f"interpeq {command}"
     try:
@@ -149,12 +157,12 @@ def run_command(command: str, func, argv: list[str], debug: bool) -> int:
         if debug:
             traceback.print_exc()
         signum = getattr(err, "signum", None) or received()
-        print(f"{prefix}: stopped ({_signal_name(signum)})", file=sys.stderr)
+        print(stop_message(prefix, signum), file=sys.stderr)
         return exit_code_for(signum)
     except SystemExit as err:
         signum = received()
         if signum and err.code not in (0, None):  # a library turned the signal into an exit
-            print(f"{prefix}: stopped ({_signal_name(signum)})", file=sys.stderr)
+            print(stop_message(prefix, signum), file=sys.stderr)
             return exit_code_for(signum)
         raise
     except _expected_errors() as err:
@@ -172,12 +180,6 @@ def run_command(command: str, func, argv: list[str], debug: bool) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-def _signal_name(signum: int | None) -> str:
-    import signal
-
-    return signal.Signals(signum).name if signum else "SIGINT"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from interpeq.compare.run import compare_zoo, output_dir
 from interpeq.compare.units import UNIT_KINDS
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import IMPL_SOURCES
+from interpeq.interrupts import debug_enabled
 from interpeq.report import LOGGER_KINDS, make_logger
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             include_unconverged=args.include_unconverged,
         )
     except ValueError as err:
+        if debug_enabled():  # --debug: the traceback, from the interpeq boundary
+            raise
         print(f"interpeq compare: error: {err}", file=sys.stderr)
         return 2
     print(result.summary_text())

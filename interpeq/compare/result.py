@@ -7,6 +7,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interpeq.equivalence.congruity import DEFAULT_M
+
+# every option of a comparison and its default (``interpeq compare``'s defaults too)
+OPTION_DEFAULTS: dict[str, Any] = {
+    "n_probes": 256,
+    "m": DEFAULT_M,
+    "alpha": 0.05,
+    "seed": 0,
+    "probes": "mixture",
+    "units": "auto",
+    "one_sided": False,
+    "impls": "intervention",
+}
+
+
+def changed_options(summary: dict[str, Any]) -> dict[str, Any]:
+    """The options of a comparison (its ``summary``) that are not at their defaults
+    (``units`` is stored resolved, so it is left out)."""
+    return {
+        k: summary[k]
+        for k, default in OPTION_DEFAULTS.items()
+        if k != "units" and k in summary and summary[k] != default
+    }
+
 
 @dataclass
 class CompareResult:
@@ -38,13 +62,17 @@ class CompareResult:
             lines.append(f"  within-group mean congruity  {s['within_mean']:.3f}")
         if s.get("across_mean") is not None:
             lines.append(f"  across-group mean congruity  {s['across_mean']:.3f}")
-        lines.append("  group pair                       mean [95% CI]         equivalent / pairs")
-        for g in self.groups:
-            name = f"{g['group_a']} ~ {g['group_b']}"
+        names = [f"{g['group_a']} ~ {g['group_b']}" for g in self.groups]
+        width = max([32, *(len(n) for n in names)])
+        lines.append(f"  {'group pair':{width}s} mean [95% CI]         equivalent / pairs")
+        for name, g in zip(names, self.groups, strict=True):
             lines.append(
-                f"  {name:32s} {g['mean_congruity']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
+                f"  {name:{width}s} {g['mean_congruity']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
                 f"   {g['n_equivalent']:3d} / {g['n_pairs']}"
             )
+        changed = changed_options(s)
+        made = ", ".join(f"{k}={v}" for k, v in changed.items()) or "all defaults"
+        lines.append(f"  options: {made} (units: {s.get('units')}) -> {self.out_dir}")
         lines.append(f"  files: {', '.join(str(p) for p in self.files.values())}")
         return "\n".join(lines)
 
@@ -66,6 +94,7 @@ def summarize(
         "within_mean": sum(within) / len(within) if within else None,
         "across_mean": sum(across) / len(across) if across else None,
         "n_rejected": sum(r["reject"] for r in results),
+        "non_default_options": changed_options(settings),
         # both directions at their most extreme, Bonferroni-combined (see congruity)
         "min_p_value": min(
             min(1.0, 2 / (1 + max(len(r["d_a_impls"]), len(r["d_b_impls"])))) for r in results

@@ -16,7 +16,8 @@ gpu`` for GPUs). Lightning re-runs the same command for the other ranks; each tr
 its shard of the same global batches as one process (``docs/ddp.md``); rank 0 writes
 the checkpoints and the weights and prints the metrics.
 
-Failures are one line (``interpeq fit: error: <key>: <cause>``, exit 2) instead of
+Failures are one line (``interpeq fit: error: <key>: <cause>``, exit 2, from the
+``interpeq`` boundary: :mod:`interpeq.cli`; ``--debug`` for the traceback) instead of
 jsonargparse's usage dump or a traceback: the parser does not exit on errors
 (``exit_on_error=False``), a nested "does not validate against any of the Union
 subtypes" message is reduced to its root cause (:func:`root_cause`), the task name is
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import warnings
 from pathlib import Path
 
@@ -62,7 +62,7 @@ class SIITCLI(LightningCLI):
         try:
             resolve_task(task)
         except ValueError as err:
-            raise FitConfigError("model.task", str(err)) from None
+            raise FitConfigError("model.task", str(err)) from err
 
     def instantiate_classes(self) -> None:
         try:
@@ -166,19 +166,11 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 seed_everything_default=False,
             )
-    except argparse.ArgumentError as err:
+    except argparse.ArgumentError as err:  # -> one line at the interpeq boundary
         key = re.search(r'(?:Parser key|[Kk]ey) "([^"]+)"', str(err))
         cause = root_cause(str(err))
-        print(
-            "interpeq fit: error: "
-            + (f"{key.group(1)}: " if key and key.group(1) not in cause else "")
-            + f"{cause} (options: interpeq fit --help)",
-            file=sys.stderr,
-        )
-        return 2
-    except FitConfigError as err:
-        print(f"interpeq fit: error: {err}", file=sys.stderr)
-        return 2
+        key = key.group(1) if key and key.group(1) not in cause else None
+        raise FitConfigError(key, f"{cause} (options: interpeq fit --help)") from err
     trainer, module = cli.trainer, cli.model
     ckpt_path = cli.config.get("ckpt_path")
     _check_resume(ckpt_path, trainer.default_root_dir)

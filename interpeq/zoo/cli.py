@@ -16,7 +16,7 @@ import sys
 import yaml
 
 from interpeq._ray import LAUNCHERS
-from interpeq.interrupts import on_stop
+from interpeq.interrupts import debug_enabled, on_stop
 from interpeq.zoo.store import DEFAULT_ROOT, ZooStore
 
 
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
         )
     except ValueError as err:
+        if debug_enabled():  # --debug: the traceback, from the interpeq boundary
+            raise
         print(f"interpeq zoo: error: {err}", file=sys.stderr)
         return 2
     if result.unconverged:

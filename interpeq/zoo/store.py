@@ -134,8 +134,9 @@ class ZooStore:
                 out[member_id] = reason
         return out
 
-    def check_intact(self, member_ids, command: str = "interpeq zoo") -> None:
-        """Raise a ``ValueError`` naming the damaged members' folders and ``--repair``."""
+    def check_intact(self, member_ids, command: str = "interpeq zoo") -> list[tuple[str, Path]]:
+        """Raise a ``ValueError`` naming the damaged members' folders and ``--repair``;
+        else ``[]`` (nothing repaired: the counterpart of :meth:`repair`)."""
         bad = self.damaged(member_ids)
         if bad:
             names = "; ".join(f"{self.member_dir(i)} ({r})" for i, r in list(bad.items())[:3])
@@ -144,6 +145,30 @@ class ZooStore:
                 f"{len(bad)} damaged member(s) in zoo {self.name!r}: {names}{more}; rerun "
                 f"'{command}' with --repair to retrain exactly those (the others are kept)"
             )
+        return []
+
+    def repair(self, member_ids) -> list[tuple[str, Path]]:
+        """Move every damaged member's folder aside (:meth:`discard`) so that the next run
+        retrains exactly those; returns ``(id, where it went)``. Other members' files are
+        not touched."""
+        return [(i, self.discard(i)) for i in self.damaged(member_ids)]
+
+    def progress(self, member_ids) -> str:
+        """Where a run stands: finished members, and those this process was training."""
+        ids = list(member_ids)
+        done = [i for i in ids if self.is_finished(i)]
+        mine = [e for e in self.events() if e.get("pid") == os.getpid()]
+        finished_now = {e["member"] for e in mine if e["event"] == "finished"}
+        training = []
+        for e in mine:
+            if e["event"] in ("started", "resumed") and e["member"] not in finished_now:
+                if e["member"] not in training:
+                    training.append(e["member"])
+        text = f"{len(done)} of {len(ids)} members finished ({len(finished_now)} in this run)"
+        if training:
+            more = f" and {len(training) - 3} more" if len(training) > 3 else ""
+            text += f"; training when stopped: {', '.join(training[:3])}{more}"
+        return text
 
     def discard(self, member_id: str) -> Path:
         """Move a member's folder aside (to ``.damaged/<id>-<time>/``) and drop it from
