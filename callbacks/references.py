@@ -50,7 +50,7 @@ def _select(zoo: Any, selector: Mapping[str, Any], label: str, keep_unconverged:
         )
     if keep_unconverged:
         return members
-    dropped = [m.id for m in members if m.metrics.get("converged") is False]
+    dropped = [m.id for m in members if not m.converged]
     if dropped:
         warnings.warn(
             f"reference {label!r}: leaving out {len(dropped)} member(s) that did not converge "

@@ -142,7 +142,7 @@ def _usable(zoo: Any, include_unconverged: bool) -> list:
     """The members to compare: without those flagged ``converged: false`` (and, for
     chains, without every stage of a chain that has one), unless asked to keep them."""
     members = list(zoo)
-    bad = [m for m in members if m.metrics.get("converged") is False]
+    bad = [m for m in members if not m.converged]
     if include_unconverged or not bad:
         return members
 

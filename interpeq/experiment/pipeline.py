@@ -32,7 +32,7 @@ class ExperimentResult:
 
     @property
     def unconverged(self) -> list[str]:
-        return [m.id for m in self.zoo if m.metrics.get("converged") is False]
+        return [m.id for m in self.zoo if not m.converged]
 
 
 def run_experiment(
@@ -190,16 +190,16 @@ def convergence_report(zoo: Zoo) -> str:
     lines.append(f"  {'member':{width}s}    acc    iia strict  converged")
     for m in zoo:
         vals = "  ".join(f"{float(m.metrics.get(k, float('nan'))):.3f}" for k in HEADLINE)
-        flag = {True: "yes", False: "NO"}.get(m.metrics.get("converged"), "?")
+        flag = "yes" if m.converged else "NO"
         lines.append(f"  {m.id:{width}s}  {vals}  {flag}")
     tasks: dict[str, list] = {}
     for m in zoo:
-        tasks.setdefault(m.task_name, []).append(m.metrics.get("converged"))
+        tasks.setdefault(m.task_name, []).append(m.converged)
     lines.append("  task                       converged / members")
     for task, flags in sorted(tasks.items()):
-        bad = sum(f is False for f in flags)
+        bad = sum(not f for f in flags)
         note = f"   ({bad} did not converge)" if bad else ""
-        lines.append(f"  {task:26s} {sum(f is True for f in flags):3d} / {len(flags)}{note}")
+        lines.append(f"  {task:26s} {sum(flags):3d} / {len(flags)}{note}")
     return "\n".join(lines)
 
 

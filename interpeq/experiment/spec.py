@@ -70,7 +70,7 @@ class LoggerSpec:
 @dataclass(frozen=True)
 class TrackingSpec:
     references: Any
-    every_n_steps: int = 200
+    every_n_steps: int = 500  # as ActivationCapture: short runs set their own
     n_probes: int = 256
     m: int = 40
     alpha: float = 0.05

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 LOGGER_KINDS = ("wandb", "csv", "none")
 PROJECT = "interpeq"
@@ -122,6 +123,7 @@ class SafeWandbLogger(_SafeMixin, WandbLogger):
         )
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> Any:
         """The run, created on first use as a *new* run even when another is active.
 

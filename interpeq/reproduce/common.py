@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from interpeq.zoo import Zoo, ZooSpec, ZooStore, run_zoo
+from interpeq.zoo import Zoo, ZooStore
 
-MEMBER_COLUMNS = ("id", "task", "setting", "seed", "acc", "iia", "strict", "steps", "seconds")
+MEMBER_COLUMNS = (
+    "id", "task", "setting", "seed", "acc", "iia", "strict", "converged", "steps", "seconds",
+)  # fmt: skip
 
 
 def open_report(cfg, zoo: Zoo, *, logger: str) -> tuple[Path, list[dict[str, Any]], Any]:
@@ -48,44 +50,29 @@ def open_report(cfg, zoo: Zoo, *, logger: str) -> tuple[Path, list[dict[str, Any
 
 
 def train_zoo(
-    spec: ZooSpec, root: Path, *, logger: str = "none", progress: bool = True
+    cfg: Any, root: Path, *, logger: str = "none", progress: bool = True
 ) -> tuple[Zoo, dict[str, Any]]:
-    """Train the members of ``spec`` not finished yet (resumable), one W&B/CSV run per
-    member when ``logger`` is not ``"none"``. Returns the zoo and what this call did."""
-    store = ZooStore(root, spec.name)
-    members = spec.members()
+    """Train the experiment's zoo through the pipeline (:func:`interpeq.experiment.
+    run_experiment`: stacked, one W&B/CSV run per member, the ``retry:`` of its ``zoo:``
+    section); the comparisons are the experiment's own. Returns the zoo and what this
+    call did (members trained, reused, and those that did not converge)."""
+    import dataclasses
+
+    from interpeq.experiment import LoggerSpec, run_experiment
+
+    exp = dataclasses.replace(cfg.pipeline, logger=LoggerSpec(kind=logger), tracking=None)
+    exp = dataclasses.replace(exp, compare=dataclasses.replace(exp.compare, enabled=False))
+    store = ZooStore(root, exp.zoo.name)
+    members = exp.zoo.members()
     reused = sum(store.is_finished(m.id) for m in members)
-    logger_factory = None
-    open_loggers: list[Any] = []
-    if logger != "none":
-        from interpeq.report import make_logger, member_tags
-
-        def logger_factory(member):
-            for lg in open_loggers:  # one run per member: close the previous one first
-                lg.finish()
-            open_loggers.clear()
-            lg = make_logger(
-                logger,
-                run_name=member.id,
-                group=spec.name,
-                job_type="fit",
-                config=member.to_dict(),
-                tags=member_tags(member.task, member.setting, spec.name),
-                save_dir=root / spec.name,
-            )
-            if lg:
-                open_loggers.append(lg)
-            return lg
-
     start = time.perf_counter()
-    zoo = run_zoo(spec, root, progress=progress, logger_factory=logger_factory)
-    for lg in open_loggers:
-        lg.finish()
+    zoo = run_experiment(exp, root, progress=progress).zoo
     info = {
         "members": len(members),
         "reused": reused,
         "trained": len(members) - reused,
         "train_seconds": round(time.perf_counter() - start, 1),
+        "unconverged": [m.id for m in zoo if not m.converged],
     }
     return zoo, info
 
@@ -104,11 +91,26 @@ def member_rows(zoo: Zoo) -> list[dict[str, Any]]:
                 "acc": met.get("acc"),
                 "iia": met.get("iia"),
                 "strict": met.get("strict", met.get("strict_acc")),
+                "converged": m.converged,
                 "steps": int(met.get("steps", 0)),
                 "seconds": round(float(met.get("seconds", 0.0)), 1),
             }
         )
     return rows
+
+
+def convergence_lines(unconverged: Sequence[str], what: str) -> list[str]:
+    """The report's word on members that missed their thresholds: which, and what it did
+    to the result (``what``: e.g. "and every chain with such a stage")."""
+    if not unconverged:
+        return ["Every member met its thresholds (held-out acc / IIA / strict).", ""]
+    return [
+        f"**{len(unconverged)} member(s) missed their thresholds** (held-out acc / IIA / "
+        f"strict; `converged: false`): {', '.join(unconverged)}. They {what} are left out "
+        "of the comparisons below; set `retry:` in the experiment's `zoo:` section to "
+        "retrain them, or compare with `--include-unconverged` to keep them.",
+        "",
+    ]
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:

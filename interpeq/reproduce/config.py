@@ -65,6 +65,7 @@ class ExperimentConfig:
     paper: dict[str, float]
     raw: dict[str, Any]  # the file as read, written back into the report
     path: Path | None = None
+    pipeline: Any = None  # interpeq.experiment.ExperimentSpec of the zoo: section
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
@@ -95,9 +96,13 @@ class ExperimentConfig:
         bad = sorted(set(comp) - COMPARE_KEYS)
         if bad:
             raise ValueError(f"unknown compare keys {bad}; valid: {sorted(COMPARE_KEYS)}")
+        from interpeq.experiment import ExperimentSpec
+
+        pipeline = ExperimentSpec.from_dict(data["zoo"])
         return cls(
             experiment=experiment,
-            zoo=ZooSpec.from_dict(data["zoo"]),
+            zoo=pipeline.zoo,
+            pipeline=pipeline,
             compare=CompareSettings(**comp),
             paper={k: float(v) for k, v in (data.get("paper") or {}).items()},
             raw=data,

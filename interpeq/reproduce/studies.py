@@ -25,6 +25,7 @@ from typing import Any
 from interpeq.compare import compare_zoo
 from interpeq.equivalence import group_summary
 from interpeq.reproduce.common import (
+    convergence_lines,
     group_matrix,
     machine,
     open_report,
@@ -102,7 +103,7 @@ def run_study(
     root = Path(root)
     spec = cfg.zoo
     study = cfg.experiment
-    zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
+    zoo, train_info = train_zoo(cfg, root, logger=logger, progress=progress)
     report, members, clog = open_report(cfg, zoo, logger=logger)
     setting_of = {m.id: m.setting for m in zoo}
     c = cfg.compare
@@ -208,6 +209,7 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
         f"training {summary['train_seconds']:.0f} s, comparison {summary['compare_seconds']:.0f} s, "
         f"total {summary['total_seconds']:.0f} s. Lowest member accuracy {summary['min_member_acc']:.3f}."
     )
+    lines += ["", *convergence_lines(summary.get("unconverged", []), "")]
     for impls, res in summary["results"].items():
         lines += ["", f"## Co-implementations by {impls}", ""]
         lines += [f"![{impls}]({summary['experiment']}_{impls}.png)", ""]
@@ -227,11 +229,12 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
         "",
         "## Members (held-out)",
         "",
-        "| member | acc | IIA | strict | steps |",
-        "|---|---|---|---|---|",
+        "| member | acc | IIA | strict | converged | steps |",
+        "|---|---|---|---|---|---|",
     ]
     for r in members:
         lines.append(
-            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} | {r['steps']} |"
+            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} "
+            f"| {'yes' if r['converged'] else '**no**'} | {r['steps']} |"
         )
     return "\n".join(lines) + "\n"

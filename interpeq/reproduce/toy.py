@@ -33,6 +33,7 @@ import torch
 
 from interpeq.compare import compare_zoo, group_pairs
 from interpeq.reproduce.common import (
+    convergence_lines,
     group_matrix,
     machine,
     matrix_rows,
@@ -158,7 +159,7 @@ def run_toy(
     t0 = time.perf_counter()
     root = Path(root)
     spec = cfg.zoo
-    zoo, train_info = train_zoo(spec, root, logger=logger, progress=progress)
+    zoo, train_info = train_zoo(cfg, root, logger=logger, progress=progress)
 
     algos = sorted({parse_stage(m.task_name)[0] for m in zoo})
     family_of = {a: get_algorithm(a).family or a for a in algos}
@@ -271,6 +272,7 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
         + "."
     )
     lines.append("")
+    lines += convergence_lines(summary.get("unconverged", []), "(and every chain with such a stage)")
     for key, res in summary["results"].items():
         fam = res["family_means"]
         impls, form = res["impls"], res["form"]
@@ -312,9 +314,13 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
             f"| {r['algorithm']} | {r['setting']} | {r['seed']} | {r['e2e_acc']:.3f} | {r['e2e_seq_acc']:.3f} |"
         )
     lines += ["", "## Stage models (held-out)", ""]
-    lines += ["| member | acc | IIA | strict | steps | s |", "|---|---|---|---|---|---|"]
+    lines += [
+        "| member | acc | IIA | strict | converged | steps | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in members:
         lines.append(
-            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} | {r['steps']} | {r['seconds']} |"
+            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} "
+            f"| {'yes' if r['converged'] else '**no**'} | {r['steps']} | {r['seconds']} |"
         )
     return "\n".join(lines) + "\n"

@@ -281,6 +281,18 @@ class Member:
     def seed(self) -> int:
         return self.spec["seed"]
 
+    @property
+    def converged(self) -> bool:
+        """Whether the member met its thresholds: the stored flag, or (a member trained
+        before the flag existed) its stored held-out metrics against the default
+        thresholds of :class:`interpeq.zoo.retry.RetrySpec`."""
+        flag = self.metrics.get("converged")
+        if isinstance(flag, bool):
+            return flag
+        from interpeq.zoo.retry import RetrySpec
+
+        return RetrySpec().converged(self.metrics)
+
     @cached_property
     def config(self):
         from interpeq.models import HookedTransformerConfig
