@@ -1,0 +1,379 @@
+"""Group-level checks of the pairwise test: is the intervention null too narrow, and
+a permutation test over members that does not depend on it (SPEC section 5, "Narrow
+nulls"; the maths: ``docs/calibration.md``).
+
+* :func:`null_spread` (a diagnostic): per group, the median distance from its members
+  to their own co-implementations (``Unit.self_d``) against the median distance
+  between the group's members. Under H0 the pair distance ``d(a, b)`` of two members
+  is exchangeable with the draws ``d(a, a*_j)``, so the two medians agree; a ratio far
+  below 1 means the draws barely move the models and the pairwise test rejects
+  equivalent members (``narrow``).
+* :func:`group_permutation_test`: H0 "groups ``a`` and ``b`` share an interpretation",
+  decided from the distance matrix of the two groups' members by relabelling them
+  (exact: every relabelling when feasible; else seeded Monte Carlo with the ``+1``
+  correction). Valid whatever the draws look like; its resolution is set by the group
+  sizes (4 + 4 members: smallest p-value ``1/35``; 3 + 3: ``1/10``).
+* :func:`clopper_pearson` and :func:`auroc`: the small statistics a calibration reports.
+
+Plain torch / numpy / math: no zoo, no Lightning.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from interpeq.equivalence.pairwise import self_distances
+from interpeq.equivalence.similarity import pair_scores
+from interpeq.equivalence.units import Unit
+
+# ratio median(draws) / median(between members) below which a group's null is "narrow"
+# (docs/calibration.md: below 1/2 the median pair of equivalent members lies above the
+# upper alpha/2 tail of the draws for any distance spread up to a coefficient of
+# variation of 1/2, so at least half of the equivalent pairs are rejected)
+NARROW_RATIO = 0.5
+# exact enumeration up to this many relabellings (C(20, 10) / 2 = 92378 fits)
+MAX_EXACT = 200_000
+DEFAULT_N_PERM = 9999
+
+
+@dataclass(frozen=True)
+class NullSpread:
+    """One group's narrow-null diagnostic (see :func:`null_spread`)."""
+
+    group: str
+    n_members: int
+    n_draws: int  # co-implementation distances pooled over the members
+    median_self: float  # median d(a, a*_j) over members and draws (NaN without draws)
+    median_between: float  # median 1 - similarity(a, b) over member pairs (NaN: 1 member)
+    ratio: float  # median_self / median_between (NaN when either is missing)
+    above_all: float  # fraction of ordered member pairs (a, b) with d(a, b) > max_j d(a, a*_j)
+    expected_above_all: float  # its value under exchangeability: 1 / (m + 1)
+    narrow: bool  # ratio < threshold
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pair_lookup(
+    units: Sequence[Unit],
+    pairs: list[tuple[int, int]],
+    similarities: Mapping | None,
+    distances: Mapping | None,
+    seed: int,
+    ridge: dict,
+) -> dict[tuple[int, int], float]:
+    """Distance ``1 - similarity`` of each pair (from the mappings, else computed)."""
+    given = distances if distances is not None else similarities
+    out = {}
+    missing = []
+    for i, j in pairs:
+        v = None
+        if given is not None:
+            v = given.get((i, j), given.get((j, i)))
+        if v is None:
+            missing.append((i, j))
+        else:
+            v = float(v)
+            out[i, j] = v if distances is not None else 1 - v
+    if missing:
+        used = sorted({k for p in missing for k in p})
+        pos = {k: n for n, k in enumerate(used)}
+        sims = pair_scores(
+            [units[k].reprs for k in used],
+            [(pos[i], pos[j]) for i, j in missing],
+            names=[units[k].id for k in used],
+            seed=seed,
+            **ridge,
+        ).amin(1)
+        for (i, j), s in zip(missing, sims.tolist(), strict=True):
+            out[i, j] = 1 - s
+    return out
+
+
+def null_spread(
+    units: Sequence[Unit],
+    similarities: Mapping[tuple[int, int], float] | None = None,
+    *,
+    distances: Mapping[tuple[int, int], float] | None = None,
+    threshold: float = NARROW_RATIO,
+    seed: int = 0,
+    **ridge: Any,
+) -> list[NullSpread]:
+    """The narrow-null diagnostic of each group of ``units`` (in order of first appearance).
+
+    ``similarities``: ``{(i, j): similarity}`` of pairs of units (indices into ``units``,
+    either order), or ``distances``: ``{(i, j): 1 - similarity}``; pairs of a group
+    missing from both are scored with :func:`~interpeq.equivalence.similarity.pair_scores`
+    (``seed`` and ``ridge`` options, the worse direction). Each unit's draws are its
+    ``self_d`` (computed with :func:`~interpeq.equivalence.pairwise.self_distances` if
+    unset; a unit without co-implementations contributes none).
+
+    Per group: ``median_self`` (all members' draws pooled), ``median_between`` (all
+    member pairs), ``ratio = median_self / median_between``, ``above_all`` (the share of
+    ordered member pairs whose distance exceeds every draw of the first member: at
+    ``alpha = 0.05`` and ``m = 40`` exactly the pairs the pairwise test rejects in that
+    direction; ``1 / (m + 1)`` under exchangeability) and ``narrow = ratio < threshold``.
+    Under H0 the draws and the between-member distances have the same distribution, so
+    ``ratio`` is about 1; why ``1/2`` is the default threshold: ``docs/calibration.md``.
+    """
+    if not 0 < threshold:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    units = list(units)
+    by_group: dict[str, list[int]] = {}
+    for k, u in enumerate(units):
+        by_group.setdefault(u.group, []).append(k)
+    pairs = [p for ks in by_group.values() for p in itertools.combinations(ks, 2)]
+    dist = _pair_lookup(units, pairs, similarities, distances, seed, ridge)
+    out = []
+    for group, ks in by_group.items():
+        draws = {}
+        for k in ks:
+            u = units[k]
+            if u.self_d is None and u.impls is not None and u.impls.shape[0] > 0:
+                self_distances(u, seed=seed, **ridge)
+            if u.self_d is not None and len(u.self_d):
+                draws[k] = torch.as_tensor(u.self_d, dtype=torch.float64)
+        between = [dist[p] for p in itertools.combinations(ks, 2)]
+        med_self = float(torch.cat(list(draws.values())).median()) if draws else math.nan
+        med_between = float(np.median(between)) if between else math.nan
+        ratio = med_self / med_between if med_between > 0 else math.nan
+        above, m = [], 0
+        for i, j in itertools.permutations(ks, 2):
+            if i in draws:
+                d = dist[min(i, j), max(i, j)]
+                above.append(d > float(draws[i].max()))
+                m = len(draws[i])
+        out.append(
+            NullSpread(
+                group=group,
+                n_members=len(ks),
+                n_draws=sum(len(d) for d in draws.values()),
+                median_self=med_self,
+                median_between=med_between,
+                ratio=ratio,
+                above_all=float(np.mean(above)) if above else math.nan,
+                expected_above_all=1 / (m + 1) if m else math.nan,
+                narrow=bool(ratio < threshold),  # NaN compares False: no verdict
+                threshold=float(threshold),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class GroupTestResult:
+    """One group pair's permutation test (see :func:`group_permutation_test`)."""
+
+    group_a: str
+    group_b: str
+    n_a: int
+    n_b: int
+    statistic: float  # mean between-group distance - mean within-group distance
+    p_value: float
+    min_p_value: float  # the smallest p-value this test can return
+    n_relabelings: int  # distinct relabellings enumerated (exact) or drawn (Monte Carlo)
+    exact: bool
+    alpha: float
+    reject: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _statistics(d: np.ndarray, z: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
+    """``[K]`` statistic of each labelling ``z [K, n]`` (1 = group a) of the members."""
+    za, zb = z, 1.0 - z
+    between = np.einsum("ki,ij,kj->k", za, d, zb)
+    within = (np.einsum("ki,ij,kj->k", za, d, za) + np.einsum("ki,ij,kj->k", zb, d, zb)) / 2
+    n_within = n_a * (n_a - 1) // 2 + n_b * (n_b - 1) // 2
+    return between / (n_a * n_b) - within / n_within
+
+
+def group_permutation_test(
+    dist: Any,
+    labels: Sequence[str],
+    a: str,
+    b: str,
+    n_perm: int | None = None,
+    seed: int = 0,
+    *,
+    alpha: float = 0.05,
+) -> GroupTestResult:
+    """Permutation test of H0 "groups ``a`` and ``b`` share an interpretation".
+
+    ``dist [N, N]``: symmetric distances between units (``1 - similarity``; the
+    diagonal is ignored), ``labels``: each unit's group. Only the members of ``a`` and
+    ``b`` take part. Statistic: mean distance over the ``n_a n_b`` between-group pairs
+    minus the mean over the within-group pairs of both groups pooled (large when the
+    groups are apart). H0 makes the pooled members exchangeable (one population of
+    models: same interpretation, trained the same way; the distance of a pair depends
+    on that pair alone), so every relabelling of the pooled members into groups of
+    sizes ``n_a`` and ``n_b`` is equally likely and the p-value, the fraction of
+    relabellings with a statistic ``>=`` the observed one, is exact.
+
+    ``n_perm=None``: every relabelling when there are at most ``MAX_EXACT`` of them
+    (with ``n_a == n_b`` a relabelling and its swap give the same statistic, so each
+    partition is counted once: ``C(n, n_a) / 2``), else ``DEFAULT_N_PERM`` seeded random
+    ones. An int ``n_perm``: that many random relabellings (exact enumeration if that is
+    as many as there are), p-value ``(1 + #{T_perm >= T}) / (n_perm + 1)``. The smallest
+    p-value: ``1 / n_relabelings`` (exact; 4 + 4: ``1/35``, 3 + 3: ``1/10``, 4 + 3: ``1/35``)
+    or ``1 / (n_perm + 1)``.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if a == b:
+        raise ValueError(f"groups a and b are both {a!r}: the test compares two groups")
+    d = np.asarray(torch.as_tensor(dist, dtype=torch.float64).cpu(), dtype=np.float64)
+    labels = [str(x) for x in labels]
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] != len(labels):
+        raise ValueError(f"dist must be [N, N] with N = len(labels) = {len(labels)}, got {d.shape}")
+    ia = [k for k, g in enumerate(labels) if g == a]
+    ib = [k for k, g in enumerate(labels) if g == b]
+    for name, idx in ((a, ia), (b, ib)):
+        if not idx:
+            raise ValueError(f"group {name!r} has no members in labels")
+    n_a, n_b = len(ia), len(ib)
+    if n_a < 2 and n_b < 2:
+        raise ValueError(
+            f"groups {a!r} and {b!r} have one member each: there is no within-group pair"
+        )
+    idx = ia + ib
+    sub = d[np.ix_(idx, idx)]
+    sub = (sub + sub.T) / 2
+    np.fill_diagonal(sub, 0.0)
+    if not np.isfinite(sub).all():
+        raise ValueError("dist holds NaN or infinite distances between the two groups' members")
+    n = n_a + n_b
+    obs = float(_statistics(sub, _labelling(n, ia=range(n_a))[None], n_a, n_b)[0])
+    symmetric = n_a == n_b
+    total = math.comb(n, n_a) // (2 if symmetric else 1)
+    if n_perm is not None and (
+        not isinstance(n_perm, int) or isinstance(n_perm, bool) or n_perm < 1
+    ):
+        raise ValueError(f"n_perm must be a positive int or None, got {n_perm!r}")
+    exact = total <= MAX_EXACT if n_perm is None else n_perm >= total
+    tol = 1e-12 * max(1.0, float(np.abs(sub).max()))
+    if exact:
+        # every subset for group a (with equal sizes: those holding member 0, one per partition)
+        combos = (c for c in itertools.combinations(range(n), n_a) if not symmetric or c[0] == 0)
+        stats = np.concatenate(
+            [
+                _statistics(sub, np.stack([_labelling(n, ia=c) for c in chunk]), n_a, n_b)
+                for chunk in _chunks(combos, 4096)
+            ]
+        )
+        count, n_rel = int((stats >= obs - tol).sum()), len(stats)
+        p_value, min_p = count / n_rel, 1 / n_rel
+    else:
+        k = DEFAULT_N_PERM if n_perm is None else n_perm
+        rng = np.random.default_rng(seed)
+        perms = np.argsort(rng.random((k, n)), axis=1)[:, :n_a]
+        z = np.zeros((k, n))
+        np.put_along_axis(z, perms, 1.0, axis=1)
+        stats = np.concatenate(
+            [_statistics(sub, z[s : s + 4096], n_a, n_b) for s in range(0, k, 4096)]
+        )
+        n_rel = k
+        p_value = (1 + int((stats >= obs - tol).sum())) / (k + 1)
+        min_p = 1 / (k + 1)
+    return GroupTestResult(
+        group_a=a,
+        group_b=b,
+        n_a=n_a,
+        n_b=n_b,
+        statistic=obs,
+        p_value=float(p_value),
+        min_p_value=float(min_p),
+        n_relabelings=int(n_rel),
+        exact=bool(exact),
+        alpha=float(alpha),
+        reject=bool(p_value <= alpha),
+    )
+
+
+def _labelling(n: int, *, ia: Any) -> np.ndarray:
+    z = np.zeros(n)
+    z[list(ia)] = 1.0
+    return z
+
+
+def _chunks(it: Any, size: int):
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+# ---------------------------------------------------------------- small statistics
+
+
+def _binom_sf(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)`` (log-space terms, exact for moderate n)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+        for i in range(k, n + 1)
+    ]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+def _solve(f, target: float) -> float:
+    """The ``p`` in [0, 1] with increasing ``f(p) = target`` (bisection)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def clopper_pearson(k: int, n: int, ci: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) ``ci`` interval for a binomial rate ``k / n``
+    (``(nan, nan)`` when ``n = 0``)."""
+    if n == 0:
+        return math.nan, math.nan
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    tail = (1 - ci) / 2
+    lo = 0.0 if k == 0 else _solve(lambda p: _binom_sf(k, n, p), tail)
+    hi = 1.0 if k == n else _solve(lambda p: _binom_sf(k + 1, n, p), 1 - tail)
+    return lo, hi
+
+
+def order_statistic_band(n: int, ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise ``ci`` band of the sorted sample of ``n`` Uniform(0, 1) values: the
+    ``i``-th smallest is ``Beta(i, n + 1 - i)``, ``P(U_(i) <= x) = P(Binom(n, x) >= i)``."""
+    tail = (1 - ci) / 2
+    lo = [_solve(lambda x, i=i: _binom_sf(i, n, x), tail) for i in range(1, n + 1)]
+    hi = [_solve(lambda x, i=i: _binom_sf(i, n, x), 1 - tail) for i in range(1, n + 1)]
+    return np.array(lo), np.array(hi)
+
+
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """``P(X_pos > X_neg) + P(tie) / 2`` (the Mann-Whitney AUROC; NaN if a side is empty).
+
+    For p-values pass ``positive = [-p for different-group pairs]`` and ``negative =
+    [-p for same-group pairs]``: 1 = every different pair has a smaller p-value."""
+    pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    if not len(pos) or not len(neg):
+        return math.nan
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + ties / 2)
