@@ -30,14 +30,16 @@ def congruity_matrix(
     n_rows: int,
     col_index: Sequence[int],
     symmetric: bool,
+    key: str = "congruity",
 ) -> np.ndarray:
-    """``[rows, cols]`` congruity of each pair (NaN where a pair was not compared)."""
+    """``[rows, cols]`` ``key`` (congruity, p_value) of each pair (NaN where a pair was
+    not compared)."""
     matrix = np.full((n_rows, len(col_index)), np.nan)
     cpos = {k: c for c, k in enumerate(col_index)}
     for (i, j), r in zip(pairs, results, strict=True):
-        matrix[i, cpos[j]] = r["congruity"]
+        matrix[i, cpos[j]] = r[key]
         if symmetric:
-            matrix[j, cpos[i]] = r["congruity"]
+            matrix[j, cpos[i]] = r[key]
     return matrix
 
 
@@ -51,6 +53,8 @@ def write_files(
     title: str,
     row_label: str,
     col_label: str,
+    pvalues: np.ndarray | None = None,
+    alpha: float = 0.05,
 ) -> dict[str, Path]:
     """Write the three files into ``out``; ``payload`` is what ``results.json`` holds
     (summary, pairs without their per-draw distances, group pairs)."""
@@ -75,6 +79,8 @@ def write_files(
         title=title,
         row_label=row_label,
         col_label=col_label,
+        pvalues=pvalues,
+        alpha=alpha,
     )
     return files
 

@@ -22,6 +22,7 @@ def log_compare(logger: Any, result: CompareResult) -> None:
         "ci_low",
         "ci_high",
         "rejection_rate",
+        "mean_p_value",
         "n_pairs",
         "n_equivalent",
     ]
@@ -44,7 +45,7 @@ def log_compare(logger: Any, result: CompareResult) -> None:
     }
     for g in result.groups:
         name = f"{g['group_a']}~{g['group_b']}"
-        for k in ("mean_congruity", "ci_low", "ci_high", "rejection_rate"):
+        for k in ("rejection_rate", "mean_p_value", "mean_congruity", "ci_low", "ci_high"):
             flat[f"equivalence/{name}/{k}"] = g[k]
     log_summary(logger, flat)
 

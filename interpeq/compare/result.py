@@ -58,17 +58,25 @@ class CompareResult:
                 f"  note: the smallest attainable p-value is {s['min_p_value']:.3f} > alpha: "
                 "no pair can be rejected (too few co-implementations; more members or m)"
             )
-        if s.get("within_mean") is not None:
-            lines.append(f"  within-group mean congruity  {s['within_mean']:.3f}")
-        if s.get("across_mean") is not None:
-            lines.append(f"  across-group mean congruity  {s['across_mean']:.3f}")
+        for side in ("within", "across"):
+            if s.get(f"{side}_rejection_rate") is not None:
+                lines.append(
+                    f"  {side}-group pairs rejected  {100 * s[f'{side}_rejection_rate']:5.1f}%"
+                    f"   (mean congruity {s[f'{side}_mean']:.3f})"
+                )
+        if s.get("n_identical"):
+            lines.append(
+                f"  {s['n_identical']} pair(s) of identical models (the same weights): "
+                "reported as identical, not scored"
+            )
         names = [f"{g['group_a']} ~ {g['group_b']}" for g in self.groups]
         width = max([32, *(len(n) for n in names)])
-        lines.append(f"  {'group pair':{width}s} mean [95% CI]         equivalent / pairs")
+        lines.append(f"  {'group pair':{width}s} rejected   mean p   congruity [95% CI]")
         for name, g in zip(names, self.groups, strict=True):
             lines.append(
-                f"  {name:{width}s} {g['mean_congruity']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
-                f"   {g['n_equivalent']:3d} / {g['n_pairs']}"
+                f"  {name:{width}s} {g['n_pairs'] - g['n_equivalent']:3d} / {g['n_pairs']:<4d}"
+                f" {g.get('mean_p_value', float('nan')):6.3f}"
+                f"   {g['mean_congruity']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
             )
         changed = changed_options(s)
         made = ", ".join(f"{k}={v}" for k, v in changed.items()) or "all defaults"
@@ -81,8 +89,11 @@ def summarize(
     results: Sequence[dict[str, Any]], units: Sequence[Any], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """The ``summary`` of ``results.json``: the settings, counts and the two means."""
-    within = [r["congruity"] for r in results if r["group_a"] == r["group_b"]]
-    across = [r["congruity"] for r in results if r["group_a"] != r["group_b"]]
+    scored = [r for r in results if not r.get("identical")]
+    within_rows = [r for r in scored if r["group_a"] == r["group_b"]]
+    across_rows = [r for r in scored if r["group_a"] != r["group_b"]]
+    within = [r["congruity"] for r in within_rows]
+    across = [r["congruity"] for r in across_rows]
     head = {k: settings[k] for k in ("zoo", "against")}
     tail = {k: v for k, v in settings.items() if k not in head}
     return {
@@ -93,10 +104,17 @@ def summarize(
         **tail,
         "within_mean": sum(within) / len(within) if within else None,
         "across_mean": sum(across) / len(across) if across else None,
+        "within_rejection_rate": _rate(within_rows),
+        "across_rejection_rate": _rate(across_rows),
         "n_rejected": sum(r["reject"] for r in results),
+        "n_identical": len(results) - len(scored),
         "non_default_options": changed_options(settings),
         # both directions at their most extreme, Bonferroni-combined (see congruity)
         "min_p_value": min(
             min(1.0, 2 / (1 + max(len(r["d_a_impls"]), len(r["d_b_impls"])))) for r in results
         ),
     }
+
+
+def _rate(rows: Sequence[dict[str, Any]]) -> float | None:
+    return sum(r["reject"] for r in rows) / len(rows) if rows else None

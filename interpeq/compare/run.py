@@ -105,6 +105,9 @@ def compare_zoo(
     }
     summary = summarize(results, every, settings)
     matrix = congruity_matrix(pairs, results, len(rows_u), col_index, symmetric=zb is None)
+    pvalues = congruity_matrix(
+        pairs, results, len(rows_u), col_index, symmetric=zb is None, key="p_value"
+    )
     kind = {"impls": impls, "one_sided": one_sided, "probes": probes, "units": units}
     out = output_dir(za, zb, out_dir, kind)
     files = write_files(
@@ -116,6 +119,8 @@ def compare_zoo(
         title=f"congruity in zoo {za.name}" + (f" vs {zb.name}" if zb is not None else ""),
         row_label=za.name,
         col_label=zb.name if zb is not None else za.name,
+        pvalues=pvalues,
+        alpha=alpha,
     )
     row_ids = [computed[i].id for i in range(len(rows_u))]
     col_ids = [computed[i].id for i in col_index]

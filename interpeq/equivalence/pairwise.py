@@ -111,11 +111,30 @@ def pairwise_congruity(
             _null_distances(u, k, other, peers, sim, impls)
             for u, k, other in ((a, i, j), (b, j, i))
         )
-        res = _decide(d_ab, d_a, d_b, alpha=alpha, one_sided=one_sided)
         row = {"a": a.id, "b": b.id, "group_a": a.group, "group_b": b.group, "similarity": s}
-        row.update(res.to_dict())
+        if identical(a, b):
+            row.update(_identical_row(alpha, d_a, one_sided))
+        else:
+            row.update(_decide(d_ab, d_a, d_b, alpha=alpha, one_sided=one_sided).to_dict())
+            row["identical"] = False
         out.append(row)
     return out
+
+
+def identical(a: Unit, b: Unit) -> bool:
+    """The same model twice (same representation on the probes, e.g. ``--against`` the
+    same zoo): nothing to test, and congruity would score it 0 (its distance, 0, ties
+    every draw)."""
+    return a.reprs.shape == b.reprs.shape and bool(torch.equal(a.reprs, b.reprs))
+
+
+def _identical_row(alpha: float, d_a: Tensor, one_sided: bool) -> dict[str, Any]:
+    nan = float("nan")
+    return {
+        "congruity": nan, "p": nan, "p_value": 1.0, "reject": False, "alpha": alpha,
+        "m": len(d_a), "d_ab": 0.0, "d_a_impls": (), "d_b_impls": (), "one_sided": one_sided,
+        "identical": True,
+    }  # fmt: skip
 
 
 def check_test_options(alpha: float, impls: str, m: int | None = None) -> None:
@@ -170,7 +189,8 @@ def _null_distances(unit: Unit, i: int, other: int, peers: dict, sim: dict, impl
 def group_pairs(
     rows: Sequence[dict[str, Any]], *, ordered: bool = False, n_boot: int = 1000, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Per group pair: mean congruity with bootstrap CI, rejection rate, mean similarity."""
+    """Per group pair: rejection rate, mean p-value, mean congruity with bootstrap CI,
+    mean similarity; pairs of identical models are counted (``n_identical``), not scored."""
     buckets: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         key = (r["group_a"], r["group_b"])
@@ -178,13 +198,18 @@ def group_pairs(
             key = tuple(sorted(key))
         buckets.setdefault(key, []).append(r)
     out = []
-    for (ga, gb), rs in sorted(buckets.items()):
+    for (ga, gb), every in sorted(buckets.items()):
+        rs = [r for r in every if not r.get("identical")]  # the same model twice: not scored
+        if not rs:
+            continue
         s = group_summary(rs, n_boot=n_boot, seed=seed).to_dict()
         s.update(
             group_a=ga,
             group_b=gb,
             within=ga == gb,
+            n_identical=len(every) - len(rs),
             n_equivalent=sum(not r["reject"] for r in rs),
+            mean_p_value=sum(r["p_value"] for r in rs) / len(rs),
             mean_similarity=sum(r["similarity"] for r in rs) / len(rs),
         )
         out.append(s)

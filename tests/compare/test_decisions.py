@@ -1,0 +1,76 @@
+"""What users see is what the test decided: colours and summaries follow the p-value,
+and a model compared with itself is reported as identical, not scored."""
+
+import math
+
+import numpy as np
+import torch
+
+from interpeq.compare.result import CompareResult, summarize
+from interpeq.equivalence import Unit, group_pairs, pairwise_congruity
+from interpeq.report.plots import decision_colours, equivalence_curves
+
+M = 40
+
+
+def units_with_nulls(spread_a: torch.Tensor, spread_b: torch.Tensor) -> list[Unit]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 12, generator=gen)
+    y = x @ torch.randn(12, 12, generator=gen) + 0.05 * torch.randn(300, 12, generator=gen)
+    out = []
+    for name, reprs, spread in (("a", x, spread_a), ("b", y, spread_b)):
+        u = Unit(name, "g", reprs, torch.zeros(M, *reprs.shape))
+        u.self_d = spread.double()  # the co-implementation distances, as if drawn
+        out.append(u)
+    return out
+
+
+def test_decision_colours_are_red_when_rejected_and_green_when_not():
+    rgba = decision_colours(np.array([[np.nan, 0.02], [0.6, np.nan]]), alpha=0.05)
+    red, green, grey = rgba[0, 1], rgba[1, 0], rgba[0, 0]
+    assert red[0] > 0.6 and red[1] < 0.4  # rejected: red
+    assert green[1] > red[1] and green[1] > green[0]  # judged equivalent: green
+    assert np.allclose(grey[:3], grey[0])  # untested: grey
+
+
+def test_asymmetric_nulls_are_shown_as_rejected_not_as_congruent():
+    # a's draws spread widely, b's barely move: p ~ 0.5, two-sided congruity ~ 1, yet the
+    # b direction says b's null never reaches d(a, b): the test rejects
+    units = units_with_nulls(torch.linspace(0.0, 1.0, M), torch.full((M,), 1e-5))
+    (row,) = pairwise_congruity(units, [(0, 1)], alpha=0.05)
+    assert row["congruity"] > 0.9 and row["reject"] and row["p_value"] <= 0.05
+    colour = decision_colours(np.array([[row["p_value"]]]), alpha=0.05)[0, 0]
+    assert colour[0] > colour[1]  # drawn red, although congruity is ~1
+    groups = group_pairs([row])
+    settings = {"zoo": "z", "against": None, "alpha": 0.05, "m": M, "n_probes": 300}
+    result = CompareResult(None, {}, [row], groups, summarize([row], units, settings), [], [], None)
+    text = result.summary_text()
+    assert "within-group pairs rejected  100.0%" in text
+    assert "  1 / 1" in text.splitlines()[-3]  # the group table leads with the decision
+
+
+def test_a_model_compared_with_itself_is_identical_not_scored():
+    a, b = units_with_nulls(torch.linspace(0.0, 1.0, M), torch.linspace(0.0, 1.0, M))
+    twin = Unit("a-again", "g", a.reprs.clone(), a.impls, self_d=a.self_d)
+    rows = pairwise_congruity([a, twin, b], [(0, 1), (0, 2)], alpha=0.05)
+    same, other = rows
+    assert same["identical"] and not same["reject"] and math.isnan(same["congruity"])
+    assert not other["identical"] and not math.isnan(other["congruity"])
+    (group,) = group_pairs(rows)
+    assert group["n_identical"] == 1 and group["n_pairs"] == 1
+    settings = {"zoo": "z", "against": "z", "alpha": 0.05, "m": M, "n_probes": 300}
+    summary = summarize(rows, [a, twin, b], settings)
+    assert summary["n_identical"] == 1 and summary["within_mean"] == other["congruity"]
+
+
+def test_equivalence_curve_has_one_axis_per_quantity(tmp_path):
+    rows = [
+        {"step": s, "congruity": c, "ci_low": c - 0.1, "ci_high": c + 0.1, "rejection_rate": r}
+        for s, c, r in ((0, 0.7, 0.0), (50, 0.4, 0.5), (100, 0.1, 1.0))
+    ]
+    path = equivalence_curves({"ref": rows}, tmp_path / "curve.png")
+    assert path.stat().st_size > 10_000
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)
+    assert img.shape[0] > img.shape[1] * 0.7  # two stacked panels
