@@ -13,7 +13,8 @@ nulls"; the maths: ``docs/calibration.md``).
   (exact: every relabelling when feasible; else seeded Monte Carlo with the ``+1``
   correction). Valid whatever the draws look like; its resolution is set by the group
   sizes (4 + 4 members: smallest p-value ``1/35``; 3 + 3: ``1/10``).
-* :func:`clopper_pearson` and :func:`auroc`: the small statistics a calibration reports.
+* :func:`decision_rates` (false-rejection rate, power, AUROC), :func:`clopper_pearson`,
+  :func:`auroc`: the small statistics a calibration reports.
 
 Plain torch / numpy / math: no zoo, no Lightning.
 """
@@ -377,3 +378,32 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
     greater = (pos[:, None] > neg[None, :]).mean()
     ties = (pos[:, None] == neg[None, :]).mean()
     return float(greater + ties / 2)
+
+
+def decision_rates(
+    rows: Sequence[Mapping[str, Any]], same: Sequence[bool], ci: float = 0.95
+) -> dict[str, Any]:
+    """False-rejection rate (``same`` pairs), power (the others), their Clopper-Pearson
+    intervals and the AUROC of the p-value (different pairs should have smaller ones).
+
+    ``rows``: pairs with ``reject`` and ``p_value`` (e.g. from
+    :func:`~interpeq.equivalence.pairwise.pairwise_congruity`); ``same[k]``: whether
+    pair ``k`` is truly equivalent (same group)."""
+    s = [r for r, k in zip(rows, same, strict=True) if k]
+    d = [r for r, k in zip(rows, same, strict=True) if not k]
+    fr, pw = sum(r["reject"] for r in s), sum(r["reject"] for r in d)
+    fr_lo, fr_hi = clopper_pearson(fr, len(s), ci)
+    pw_lo, pw_hi = clopper_pearson(pw, len(d), ci)
+    return {
+        "n_same": len(s),
+        "false_rejections": fr,
+        "false_rejection_rate": fr / len(s) if s else float("nan"),
+        "fr_ci_low": fr_lo,
+        "fr_ci_high": fr_hi,
+        "n_different": len(d),
+        "rejections": pw,
+        "power": pw / len(d) if d else float("nan"),
+        "power_ci_low": pw_lo,
+        "power_ci_high": pw_hi,
+        "auroc": auroc([-r["p_value"] for r in d], [-r["p_value"] for r in s]),
+    }
