@@ -60,10 +60,11 @@ class CompareResult:
             )
         for side in ("within", "across"):
             if s.get(f"{side}_rejection_rate") is not None:
-                lines.append(
-                    f"  {side}-group pairs rejected  {100 * s[f'{side}_rejection_rate']:5.1f}%"
-                    f"   (mean congruity {s[f'{side}_mean']:.3f})"
-                )
+                rate = 100 * s[f"{side}_rejection_rate"]
+                lines.append(f"  {side}-group pairs rejected  {rate:5.1f}%")
+        for side in ("within", "across"):
+            if s.get(f"{side}_mean") is not None:
+                lines.append(f"  {side}-group mean congruity  {s[f'{side}_mean']:.3f}")
         if s.get("n_identical"):
             lines.append(
                 f"  {s['n_identical']} pair(s) of identical models (the same weights): "

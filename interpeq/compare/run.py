@@ -31,6 +31,7 @@ from interpeq.compare.files import congruity_matrix, results_payload, write_file
 from interpeq.compare.log import log_compare
 from interpeq.compare.result import OPTION_DEFAULTS, CompareResult, summarize
 from interpeq.compare.units import member_units, probe_tokens, sort_units
+from interpeq.devices import resolve_device
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import check_test_options, group_pairs, pairwise_congruity
 from interpeq.equivalence.units import ModelUnit, Unit, check_vocab, compute_unit
@@ -58,6 +59,7 @@ def compare_zoo(
     launcher: str = "local",
     address: str | None = None,
     include_unconverged: bool = False,
+    device: str = "auto",
 ) -> CompareResult:
     """Pairwise congruity within ``zoo`` (or between ``zoo`` and ``against``); writes
     the three files (see the module doc) and logs them to ``logger`` if given.
@@ -65,6 +67,9 @@ def compare_zoo(
     ``launcher="ray"`` computes the units' representations and the pairwise work in
     blocks over ``workers`` Ray workers (a local Ray, or the cluster at ``address``);
     the files are the same (:mod:`interpeq.compare.distributed`).
+
+    ``device="auto"`` computes representations, co-implementations and the ridge
+    engine on the GPU where there is one (the results come back to host memory).
 
     Members flagged ``converged: false`` (or chains with such a stage) are left out,
     with a warning naming them, unless ``include_unconverged``: a model that did not
@@ -81,11 +86,14 @@ def compare_zoo(
     check_vocab([(u.id, model) for u in every for model in u.models], tokens)
     ray = {"workers": workers, "address": address} if launcher == "ray" else None
     drawn = 0 if impls == "training" else m
-    computed = _compute(every, tokens, drawn, seed, ray, progress, impls == "intervention")
+    dev = resolve_device(device)
+    computed = _compute(every, tokens, drawn, seed, ray, progress, impls == "intervention", dev)
     pairs, col_index = _layout(len(rows_u), len(cols_u), zb is not None)
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
     test = dict(alpha=alpha, seed=seed, one_sided=one_sided, impls=impls, progress=progress)
+    if dev.type != "cpu" and not ray:  # the ridge engine on the GPU too (CPU: as before)
+        test["device"] = dev
     if ray:
         results = pairwise_congruity_blocks(computed, pairs, launcher="ray", **ray, **test)
     else:
@@ -182,15 +190,19 @@ def _compute(
     ray: dict[str, Any] | None,
     progress: bool,
     self_too: bool,
+    device: Any,
 ) -> list[Unit]:
     if ray:
         return compute_units_blocks(
             units, tokens, m, seed, **ray, progress=progress, self_distances_too=self_too
         )
-    return [
-        compute_unit(u, tokens, m, seed)
-        for u in tqdm(units, desc="representations", disable=not progress, unit="model")
-    ]
+    tokens = tokens.to(device)
+    out = []
+    for u in tqdm(units, desc="representations", disable=not progress, unit="model"):
+        for model in u.models:
+            model.to(device)
+        out.append(compute_unit(u, tokens, m, seed))
+    return out
 
 
 def _layout(n_rows: int, n_cols: int, across: bool) -> tuple[list[tuple[int, int]], list[int]]:
