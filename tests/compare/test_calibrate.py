@@ -110,3 +110,15 @@ def test_calibrate_training_null_and_errors(zoo4, tmp_path, capsys):
     assert main(["cal", "--root", root, "--logger", "none", "--alpha", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "not found" in err[0] and "alpha must be in (0, 1)" in err[1]
+
+
+def test_split_half_checks_groups_of_at_least_8():
+    from interpeq.compare.calibrate import _split_half
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 4, generator=g)
+    dist = torch.cdist(x, x).numpy()
+    labels = ["big"] * 8 + ["small"] * 4
+    (t,) = _split_half(dist, labels, ["big", "small"], seed=0, alpha=0.05)
+    assert (t["group_a"], t["group_b"], t["n_a"], t["n_b"]) == ("big[even]", "big[odd]", 4, 4)
+    assert t["split_half"] and t["min_p_value"] == pytest.approx(1 / 35)
