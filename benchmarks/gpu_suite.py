@@ -182,6 +182,8 @@ def bench_toy(args, root: Path) -> None:
         f"  model: {{n_layers: 2, d_model: {d}, n_heads: 4, d_head: {d // 4}, d_mlp: {2 * d}}}\n"
         f"  train: {{batch_size: 64, max_steps: {steps}, val_every: 100, val_size: 256, test_size: 256}}\n"
         "  stacked: true\n"
+        # the suite times the reproduction; whether these short runs converge is not its test
+        "  retry: {thresholds: {acc: 0.0, iia: 0.0, strict_acc: 0.0}}\n"
         f"compare: {{n_probes: {64 if args.smoke else 256}, m: {8 if args.smoke else 40}, alpha: 0.3, impls: [intervention]}}\n"
         "paper: {within_sorting: 0.43, across_families: 0.01}\n"
     )

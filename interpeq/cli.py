@@ -49,6 +49,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "interpeq.compare.cli:main",
         "pairwise congruity over a zoo's members, grouped by interpretation -> checkpoints/<zoo>/equivalence/",
     ),
+    "calibrate": (
+        "interpeq.compare.calibrate:main",
+        "false rejections, power, AUROC and a p-value QQ plot of a zoo whose groups are known",
+    ),
     "reproduce": (
         "interpeq.reproduce.cli:main",
         "reproduce the paper's toy result (or a study) with one command -> checkpoints/<zoo>/report/",
