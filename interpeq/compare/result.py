@@ -65,6 +65,13 @@ class CompareResult:
         for side in ("within", "across"):
             if s.get(f"{side}_mean") is not None:
                 lines.append(f"  {side}-group mean congruity  {s[f'{side}_mean']:.3f}")
+        for g in s.get("null_spread") or []:
+            if g["narrow"]:
+                lines.append(
+                    f"  warning: narrow null in {g['group']}: its co-implementations sit "
+                    f"{g['ratio']:.2f} x as far as its members are from each other; the "
+                    "pairwise test rejects equivalent members there (interpeq calibrate)"
+                )
         if s.get("n_identical"):
             lines.append(
                 f"  {s['n_identical']} pair(s) of identical models (the same weights): "

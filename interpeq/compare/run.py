@@ -99,6 +99,9 @@ def compare_zoo(
     else:
         results = pairwise_congruity(computed, pairs, **test)
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
+    narrow = (
+        _narrow_nulls(computed, pairs, results) if zb is None and impls == "intervention" else []
+    )
     settings = {
         "zoo": za.name,
         "against": zb.name if zb is not None else None,
@@ -112,6 +115,7 @@ def compare_zoo(
         "impls": impls,
     }
     summary = summarize(results, every, settings)
+    summary["null_spread"] = narrow
     matrix = congruity_matrix(pairs, results, len(rows_u), col_index, symmetric=zb is None)
     pvalues = congruity_matrix(
         pairs, results, len(rows_u), col_index, symmetric=zb is None, key="p_value"
@@ -180,6 +184,30 @@ def _usable(zoo: Any, include_unconverged: bool) -> list:
         stacklevel=3,
     )
     return keep
+
+
+def _narrow_nulls(units: list, pairs: list, results: list) -> list[dict[str, Any]]:
+    """The narrow-null diagnostic per group (:func:`interpeq.equivalence.groups.null_spread`)
+    from the similarities already computed; a warning names the groups whose draws sit so
+    close to their base models that equivalent members look far apart."""
+    from interpeq.equivalence.groups import null_spread
+
+    sims = {pair: r["similarity"] for pair, r in zip(pairs, results, strict=True)}
+    spread = [g.to_dict() for g in null_spread(units, sims)]
+    bad = [g for g in spread if g["narrow"]]
+    if bad:
+        warnings.warn(
+            "narrow null in "
+            + ", ".join(
+                f"{g['group']} (draws {g['ratio']:.2f} x the between-member distance)" for g in bad
+            )
+            + ": co-implementations barely move these models, so the pairwise test rejects "
+            "equivalent members; trust the group permutation test of 'interpeq calibrate', or "
+            "--impls training with more members (docs/calibration.md)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return spread
 
 
 def _compute(

@@ -74,3 +74,26 @@ def test_equivalence_curve_has_one_axis_per_quantity(tmp_path):
 
     img = mpimg.imread(path)
     assert img.shape[0] > img.shape[1] * 0.7  # two stacked panels
+
+
+def test_compare_warns_about_a_narrow_null_and_not_a_normal_one():
+    import pytest
+
+    from interpeq.compare.run import _narrow_nulls
+
+    gen = torch.Generator().manual_seed(1)
+    base = torch.randn(200, 8, generator=gen)
+    units = []
+    for group in ("narrow", "normal"):
+        for k in range(3):
+            reprs = base + 0.3 * torch.randn(200, 8, generator=gen)
+            u = Unit(f"{group}{k}", group, reprs, torch.zeros(M, 200, 8))
+            units.append(u)
+    pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    rows = [{"similarity": 0.8} for _ in pairs]  # between members: distance 0.2
+    for u in units:
+        u.self_d = torch.full((M,), 1e-4) if u.group == "narrow" else torch.linspace(0.05, 0.4, M)
+    with pytest.warns(RuntimeWarning, match=r"narrow null in narrow \(") as caught:
+        spread = _narrow_nulls(units, pairs, rows)
+    assert "normal" not in str(caught[0].message)
+    assert {g["group"]: g["narrow"] for g in spread} == {"narrow": True, "normal": False}
