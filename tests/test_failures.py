@@ -201,6 +201,10 @@ def test_group_table_aligns_long_group_names():
     ]
     summary = {"n_units": 4, "n_groups": 3, "n_pairs": 6, "m": 8, "alpha": 0.05, "n_probes": 64}
     text = CompareResult(Path("x"), {}, [], groups, summary, [], [], None).summary_text()
-    rows = [ln for ln in text.splitlines() if "~" in ln or "group pair" in ln]
-    assert len(rows) == 3
-    assert len({ln.index("mean") if "group pair" in ln else ln.index("0.500") for ln in rows}) == 1
+    rows = [ln for ln in text.splitlines() if " ~ " in ln]
+    header = next(ln for ln in text.splitlines() if "group pair" in ln)
+    assert len(rows) == 2 and len({ln.index("0.500") for ln in rows}) == 1  # aligned
+    assert len({ln.index("1 / 2") for ln in rows}) == 1
+    longest = len("  algorithm_1/stage0 ~ algorithm_6/stage2_long_name")
+    second_column = len(header) - len(header[len("  group pair") :].lstrip())
+    assert second_column > longest  # the header's columns start after the longest name
