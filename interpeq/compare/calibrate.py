@@ -45,7 +45,7 @@ from interpeq.equivalence.groups import (
     null_spread,
     order_statistic_band,
 )
-from interpeq.equivalence.pairwise import IMPL_SOURCES, check_test_options
+from interpeq.equivalence.pairwise import IMPL_SOURCES, OWN_DRAWS, check_test_options
 from interpeq.equivalence.units import Unit
 from interpeq.interrupts import debug_enabled
 from interpeq.report import LOGGER_KINDS, log_image, log_summary, log_table, make_logger
@@ -167,7 +167,7 @@ def calibrate_zoo(
     m: int = DEFAULT_M,
     alpha: float = 0.05,
     seed: int = 0,
-    impls: str = "intervention",
+    impls: str = "auto",
     out_dir: str | Path | None = None,
     logger: Any = None,
     progress: bool = True,
@@ -238,7 +238,7 @@ def _spreads(rows: list[dict], ids: list[str], labels: list[str], impls: str) ->
         draws.setdefault(r["a"], tuple(r["d_a_impls"]))
         draws.setdefault(r["b"], tuple(r["d_b_impls"]))
     empty = torch.zeros(0)
-    own = impls == "intervention"
+    own = impls in OWN_DRAWS
     units = [
         Unit(u, g, empty, empty, self_d=torch.tensor(draws[u]).double() if own else None)
         for u, g in zip(ids, labels, strict=True)
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("--alpha", dict(type=float, default=0.05, help="test level (default 0.05)")),
         ("--seed", dict(type=int, default=0)),
-        ("--impls", dict(default="intervention", choices=IMPL_SOURCES, help=impls_help)),
+        ("--impls", dict(default="auto", choices=IMPL_SOURCES, help=impls_help)),
         ("--out", dict(help="output folder (default <root>/<zoo>/calibration)")),
         ("--logger", dict(default="wandb", choices=LOGGER_KINDS, help="wandb, csv or none")),
     ):

@@ -71,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--impls",
-        default="intervention",
+        default="auto",
         choices=IMPL_SOURCES,
-        help="co-implementations: resample-patched copies (intervention, default) or the "
-        "other units of the same group (training; needs >= 3 units per group)",
+        help="co-implementations: auto (default: resample-patched copies, or the group's other "
+        "members where those copies barely move a model), intervention, or training (the "
+        "other units of the same group; needs >= 3 units per group)",
     )
     parser.add_argument(
         "--out",

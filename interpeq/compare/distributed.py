@@ -57,7 +57,12 @@ from tqdm.auto import tqdm
 
 from interpeq._ray import LAUNCHERS, bounded_map, check_resources, connect_ray, in_task_setup
 from interpeq.equivalence.congruity import DEFAULT_M
-from interpeq.equivalence.pairwise import checked_pairs, pairwise_congruity, self_distances
+from interpeq.equivalence.pairwise import (
+    OWN_DRAWS,
+    checked_pairs,
+    pairwise_congruity,
+    self_distances,
+)
 from interpeq.equivalence.ridge import RidgeEngine
 from interpeq.equivalence.units import ModelUnit, Unit, compute_unit
 
@@ -232,7 +237,7 @@ def pairwise_congruity_blocks(
     n_blocks = blocks or workers
 
     def run(blocks_runner: _Blocks) -> list[dict[str, Any]]:
-        todo = [i for i in used if impls == "intervention" and units[i].self_d is None]
+        todo = [i for i in used if impls in OWN_DRAWS and units[i].self_d is None]
         if todo:
             plan = _balance([(units[i].impls.shape[0], i) for i in todo], n_blocks)
             jobs = [

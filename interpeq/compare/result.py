@@ -18,7 +18,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "probes": "mixture",
     "units": "auto",
     "one_sided": False,
-    "impls": "intervention",
+    "impls": "auto",
 }
 
 
@@ -67,10 +67,14 @@ class CompareResult:
                 lines.append(f"  {side}-group mean congruity  {s[f'{side}_mean']:.3f}")
         for g in s.get("null_spread") or []:
             if g["narrow"]:
+                fix = (
+                    "its directions use the group's other members as the null (impls=auto)"
+                    if s.get("impls") == "auto"
+                    else "the pairwise test rejects equivalent members there (--impls auto)"
+                )
                 lines.append(
-                    f"  warning: narrow null in {g['group']}: its co-implementations sit "
-                    f"{g['ratio']:.2f} x as far as its members are from each other; the "
-                    "pairwise test rejects equivalent members there (interpeq calibrate)"
+                    f"  note: narrow null in {g['group']}: its co-implementations sit "
+                    f"{g['ratio']:.2f} x as far as its members are from each other; {fix}"
                 )
         if s.get("n_identical"):
             lines.append(

@@ -33,7 +33,12 @@ from interpeq.compare.result import OPTION_DEFAULTS, CompareResult, summarize
 from interpeq.compare.units import member_units, probe_tokens, sort_units
 from interpeq.devices import resolve_device
 from interpeq.equivalence.congruity import DEFAULT_M
-from interpeq.equivalence.pairwise import check_test_options, group_pairs, pairwise_congruity
+from interpeq.equivalence.pairwise import (
+    OWN_DRAWS,
+    check_test_options,
+    group_pairs,
+    pairwise_congruity,
+)
 from interpeq.equivalence.units import ModelUnit, Unit, check_vocab, compute_unit
 from interpeq.tasks.names import parse_stage, path_safe
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
@@ -50,7 +55,7 @@ def compare_zoo(
     probes: str = "mixture",
     units: str = "auto",
     one_sided: bool = False,
-    impls: str = "intervention",
+    impls: str = "auto",
     out_dir: str | Path | None = None,
     root: str | Path = DEFAULT_ROOT,
     logger: Any = None,
@@ -87,7 +92,7 @@ def compare_zoo(
     ray = {"workers": workers, "address": address} if launcher == "ray" else None
     drawn = 0 if impls == "training" else m
     dev = resolve_device(device)
-    computed = _compute(every, tokens, drawn, seed, ray, progress, impls == "intervention", dev)
+    computed = _compute(every, tokens, drawn, seed, ray, progress, impls in OWN_DRAWS, dev)
     pairs, col_index = _layout(len(rows_u), len(cols_u), zb is not None)
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
@@ -100,7 +105,7 @@ def compare_zoo(
         results = pairwise_congruity(computed, pairs, **test)
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
     narrow = (
-        _narrow_nulls(computed, pairs, results) if zb is None and impls == "intervention" else []
+        _narrow_nulls(computed, pairs, results, impls) if zb is None and impls in OWN_DRAWS else []
     )
     settings = {
         "zoo": za.name,
@@ -186,7 +191,9 @@ def _usable(zoo: Any, include_unconverged: bool) -> list:
     return keep
 
 
-def _narrow_nulls(units: list, pairs: list, results: list) -> list[dict[str, Any]]:
+def _narrow_nulls(
+    units: list, pairs: list, results: list, impls: str = "intervention"
+) -> list[dict[str, Any]]:
     """The narrow-null diagnostic per group (:func:`interpeq.equivalence.groups.null_spread`)
     from the similarities already computed; a warning names the groups whose draws sit so
     close to their base models that equivalent members look far apart."""
@@ -201,9 +208,14 @@ def _narrow_nulls(units: list, pairs: list, results: list) -> list[dict[str, Any
             + ", ".join(
                 f"{g['group']} (draws {g['ratio']:.2f} x the between-member distance)" for g in bad
             )
-            + ": co-implementations barely move these models, so the pairwise test rejects "
-            "equivalent members; trust the group permutation test of 'interpeq calibrate', or "
-            "--impls training with more members (docs/calibration.md)",
+            + ": co-implementations barely move these models"
+            + (
+                ", so their directions of the test use the group's other members as the null "
+                "(impls=auto; docs/calibration.md)"
+                if impls == "auto"
+                else ", so the pairwise test rejects equivalent members; use --impls auto, or "
+                "the group permutation test of 'interpeq calibrate' (docs/calibration.md)"
+            ),
             RuntimeWarning,
             stacklevel=3,
         )

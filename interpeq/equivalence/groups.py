@@ -30,15 +30,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from interpeq.equivalence.pairwise import self_distances
+# NARROW_RATIO: median(draws) / median(between members) below which a group's null is
+# "narrow" (docs/calibration.md: below 1/2 the median pair of equivalent members lies
+# above the upper alpha/2 tail of the draws for any distance spread up to a coefficient
+# of variation of 1/2, so at least half of the equivalent pairs are rejected). It lives
+# in pairwise, whose automatic null (impls="auto") uses it too.
+from interpeq.equivalence.pairwise import NARROW_RATIO, self_distances
 from interpeq.equivalence.similarity import pair_scores
 from interpeq.equivalence.units import Unit
 
-# ratio median(draws) / median(between members) below which a group's null is "narrow"
-# (docs/calibration.md: below 1/2 the median pair of equivalent members lies above the
-# upper alpha/2 tail of the draws for any distance spread up to a coefficient of
-# variation of 1/2, so at least half of the equivalent pairs are rejected)
-NARROW_RATIO = 0.5
 # exact enumeration up to this many relabellings (C(20, 10) / 2 = 92378 fits)
 MAX_EXACT = 200_000
 DEFAULT_N_PERM = 9999

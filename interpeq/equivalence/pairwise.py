@@ -22,7 +22,9 @@ from interpeq.equivalence.congruity import _decide, group_summary
 from interpeq.equivalence.similarity import pair_scores
 from interpeq.equivalence.units import Unit
 
-IMPL_SOURCES = ("intervention", "training")
+IMPL_SOURCES = ("intervention", "training", "auto")
+NARROW_RATIO = 0.5  # draws nearer than this fraction of the between-member distance: narrow
+OWN_DRAWS = ("intervention", "auto")  # the sources that need each unit's own draws
 
 
 def self_distances(unit: Unit, *, seed: int = 0, **ridge: Any) -> Tensor:
@@ -68,6 +70,12 @@ def pairwise_congruity(
 
     * ``"intervention"`` (default): the unit's own resample-patched copies
       (``Unit.impls``, ``m`` per unit);
+    * ``"auto"``: per group, the intervention draws unless they are too narrow (their
+      median distance below ``NARROW_RATIO`` of the median distance between the group's
+      members, :mod:`interpeq.equivalence.groups`), then the group's other members; each
+      direction keeps a valid p-value, so their Bonferroni combination stays valid, and
+      a pair whose other side has a normal null can still be rejected through it. What
+      ``interpeq compare`` does by default;
     * ``"training"``: the other units of the same group (same interpretation), leaving
       out the two units of the pair. When the group's members are trained the same way
       (one zoo setting, other seeds) ``d(a, b)`` is exchangeable with these distances
@@ -85,7 +93,7 @@ def pairwise_congruity(
     units, pairs, used = checked_pairs(units, pairs, alpha=alpha, impls=impls)
     if not pairs:
         return []
-    if impls == "intervention":
+    if impls in OWN_DRAWS:
         for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
             self_distances(units[i], seed=seed, **ridge)
     peers = _group_peers(units, used) if impls != "intervention" else {}
@@ -103,12 +111,13 @@ def pairwise_congruity(
     sim = {}
     for (i, j), s in zip(every, sims.tolist(), strict=True):
         sim[i, j] = sim[j, i] = s
+    null_of = _null_sources(units, used, peers, sim, impls)
     out = []
     for i, j in pairs:
         a, b, s = units[i], units[j], sim[i, j]
         d_ab = torch.tensor(1 - s, dtype=torch.float64)
         d_a, d_b = (
-            _null_distances(u, k, other, peers, sim, impls)
+            _null_distances(u, k, other, peers, sim, null_of[k])
             for u, k, other in ((a, i, j), (b, j, i))
         )
         row = {"a": a.id, "b": b.id, "group_a": a.group, "group_b": b.group, "similarity": s}
@@ -116,7 +125,7 @@ def pairwise_congruity(
             row.update(_identical_row(alpha, d_a, one_sided))
         else:
             row.update(_decide(d_ab, d_a, d_b, alpha=alpha, one_sided=one_sided).to_dict())
-            row["identical"] = False
+            row.update(identical=False, null_a=null_of[i], null_b=null_of[j])
         out.append(row)
     return out
 
@@ -162,7 +171,7 @@ def checked_pairs(
         pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
     pairs = [(int(i), int(j)) for i, j in pairs]
     used = sorted({i for p in pairs for i in p})
-    if impls == "intervention":
+    if impls in OWN_DRAWS:
         ms = {units[i].impls.shape[0] for i in used}
         if len(ms) > 1:
             raise ValueError(
@@ -177,6 +186,24 @@ def _group_peers(units: Sequence[Unit], used: Sequence[int]) -> dict[int, list[i
     for k, u in enumerate(units):
         by_group.setdefault(u.group, []).append(k)
     return {i: [k for k in by_group[units[i].group] if k != i] for i in used}
+
+
+def _null_sources(units, used, peers: dict, sim: dict, impls: str) -> dict[int, str]:
+    """Which null each unit's direction uses (``impls="auto"``: see pairwise_congruity)."""
+    if impls != "auto":
+        return {i: impls for i in used}
+    out = {}
+    for i in used:
+        group = [i, *peers[i]]
+        between = [1 - sim[a, b] for a in group for b in group if a < b and (a, b) in sim]
+        draws = torch.cat([units[k].self_d for k in group if units[k].self_d is not None])
+        narrow = (
+            len(peers[i]) >= 2
+            and between
+            and float(draws.median()) < NARROW_RATIO * float(torch.tensor(between).median())
+        )
+        out[i] = "training" if narrow else "intervention"
+    return out
 
 
 def _null_distances(unit: Unit, i: int, other: int, peers: dict, sim: dict, impls: str) -> Tensor:

@@ -89,7 +89,7 @@ class CompareSpec:
     probes: str = "mixture"
     units: str = "auto"
     one_sided: bool = False
-    impls: str = "intervention"
+    impls: str = "auto"
     include_unconverged: bool = False
 
     def options(self) -> dict[str, Any]:

@@ -97,3 +97,61 @@ def test_compare_warns_about_a_narrow_null_and_not_a_normal_one():
         spread = _narrow_nulls(units, pairs, rows)
     assert "normal" not in str(caught[0].message)
     assert {g["group"]: g["narrow"] for g in spread} == {"narrow": True, "normal": False}
+
+
+def _synthetic_zoo(n: int, narrow: bool, between: float, across: float, seed: int):
+    """Two groups of ``n`` exchangeable units: group "n" with draws that barely move
+    (``narrow``) or draws like its between-member distances; group "w" always normal.
+    Similarities come from a fake ``cross`` (pairwise_congruity's hook for them)."""
+    gen = torch.Generator().manual_seed(seed)
+    units = []
+    for g in ("n", "w"):
+        for k in range(n):
+            u = Unit(f"{g}{k}", g, torch.randn(4, 2, generator=gen), torch.zeros(M, 4, 2))
+            spread = 1e-4 * torch.rand(M, generator=gen) if g == "n" and narrow else None
+            u.self_d = (
+                spread if spread is not None else between * (0.5 + torch.rand(M, generator=gen))
+            )
+            units.append(u)
+    noise = {}
+
+    def cross(us, pairs, **_):
+        out = []
+        for i, j in pairs:
+            key = (min(i, j), max(i, j))
+            if key not in noise:
+                same = us[i].group == us[j].group
+                noise[key] = (between if same else across) * (
+                    0.5 + float(torch.rand(1, generator=gen))
+                )
+            out.append(1 - noise[key])
+        return torch.tensor(out, dtype=torch.float64)
+
+    return units, cross
+
+
+def test_auto_null_keeps_equivalent_members_of_a_narrow_group_and_still_separates():
+    rejected_same, rejected_diff, n_same, n_diff = 0, 0, 0, 0
+    for seed in range(20):
+        units, cross = _synthetic_zoo(4, narrow=True, between=0.2, across=0.8, seed=seed)
+        rows = pairwise_congruity(units, alpha=0.05, impls="auto", cross=cross)
+        for r in rows:
+            if r["group_a"] == r["group_b"] == "n":
+                n_same += 1
+                rejected_same += r["reject"]
+                assert r["null_a"] == r["null_b"] == "training"
+            elif r["group_a"] != r["group_b"]:
+                n_diff += 1
+                rejected_diff += r["reject"]
+        intervention = pairwise_congruity(units, alpha=0.05, impls="intervention", cross=cross)
+        assert all(r["reject"] for r in intervention if r["group_a"] == r["group_b"] == "n")
+    assert rejected_same == 0  # the narrow draws alone would reject every one of them
+    assert rejected_diff / n_diff >= 0.95  # the normal side's null still tells groups apart
+
+
+def test_auto_is_intervention_where_no_group_is_narrow():
+    units, cross = _synthetic_zoo(4, narrow=False, between=0.2, across=0.8, seed=3)
+    auto = pairwise_congruity(units, alpha=0.05, impls="auto", cross=cross)
+    plain = pairwise_congruity(units, alpha=0.05, impls="intervention", cross=cross)
+    assert [r["p_value"] for r in auto] == [r["p_value"] for r in plain]
+    assert {r["null_a"] for r in auto} == {"intervention"}
