@@ -48,8 +48,10 @@ def load_tracking(path: str | Path | None) -> dict[str, dict[str, Any]]:
 def demo_overrides(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
     """The demo's command-line options and defaults as overrides of the zoo YAML."""
     out: dict[str, Any] = {"logger.kind": args.logger}
-    if args.max_steps:
+    if args.max_steps:  # a shortened run: its members may not learn; keep them, flagged
         out["train.max_steps"] = args.max_steps
+        out["tracking.include_unconverged"] = True
+        out["compare.include_unconverged"] = True
     if not data.get("tracking"):
         seeds = data.get("seeds") or [0]
         first = seeds[0] if isinstance(seeds, list) else 0

@@ -97,7 +97,7 @@ def compare_zoo(
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
     test = dict(alpha=alpha, seed=seed, one_sided=one_sided, impls=impls, progress=progress)
-    if dev.type != "cpu" and not ray:  # the ridge engine on the GPU too (CPU: as before)
+    if dev.type == "cuda" and not ray:  # the ridge engine on the GPU too (CPU: as before)
         test["device"] = dev
     if ray:
         results = pairwise_congruity_blocks(computed, pairs, launcher="ray", **ray, **test)
