@@ -85,15 +85,7 @@ def congruity_heatmap(
     cmap = plt.get_cmap("viridis").copy()
     cmap.set_bad("#dddddd")
     im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0, vmax=1, aspect="auto")
-    for _, start, _ in rs[1:]:
-        ax.axhline(start - 0.5, color="white", lw=2.5)
-    for _, start, _ in cs[1:]:
-        ax.axvline(start - 0.5, color="white", lw=2.5)
-    ax.set_yticks([(a + b - 1) / 2 for _, a, b in rs], [g for g, _, _ in rs])
-    ax.set_xticks(
-        [(a + b - 1) / 2 for _, a, b in cs], [g for g, _, _ in cs], rotation=30, ha="right"
-    )
-    ax.tick_params(length=0)
+    _separators(ax, rs, cs)
     if matrix.size <= 400:  # values readable up to 20 x 20
         for i in range(matrix.shape[0]):
             for j in range(matrix.shape[1]):
