@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also compute the paper code's statistic: the fraction of circuit-patched copies "
+        "of each model farther from the other model (reference_fraction; beside the test)",
+    )
+    parser.add_argument(
         "--include-unconverged",
         action="store_true",
         help="also compare members flagged converged: false (left out by default, with a warning)",
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             launcher=args.launcher,
             address=args.address,
             include_unconverged=args.include_unconverged,
+            reference=args.reference,
         )
     except ValueError as err:
         if debug_enabled():  # --debug: the traceback, from the interpeq boundary

@@ -65,6 +65,7 @@ def compare_zoo(
     address: str | None = None,
     include_unconverged: bool = False,
     device: str = "auto",
+    reference: bool = False,
 ) -> CompareResult:
     """Pairwise congruity within ``zoo`` (or between ``zoo`` and ``against``); writes
     the three files (see the module doc) and logs them to ``logger`` if given.
@@ -72,6 +73,11 @@ def compare_zoo(
     ``launcher="ray"`` computes the units' representations and the pairwise work in
     blocks over ``workers`` Ray workers (a local Ray, or the cluster at ``address``);
     the files are the same (:mod:`interpeq.compare.distributed`).
+
+    ``reference=True`` also computes the paper code's statistic per pair
+    (:mod:`interpeq.equivalence.reference`: circuit-patched copies, the fraction of
+    them farther from the other model; ``reference_fraction`` in every pair and group
+    pair), beside the test.
 
     ``device="auto"`` computes representations, co-implementations and the ridge
     engine on the GPU where there is one (the results come back to host memory).
@@ -103,6 +109,8 @@ def compare_zoo(
         results = pairwise_congruity_blocks(computed, pairs, launcher="ray", **ray, **test)
     else:
         results = pairwise_congruity(computed, pairs, **test)
+    if reference:
+        _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress)
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
     narrow = (
         _narrow_nulls(computed, pairs, results, impls) if zb is None and impls in OWN_DRAWS else []
@@ -118,6 +126,7 @@ def compare_zoo(
         "units": "chains" if any(len(u.models) > 1 for u in every) else "members",
         "one_sided": one_sided,
         "impls": impls,
+        "reference": reference,
     }
     summary = summarize(results, every, settings)
     summary["null_spread"] = narrow
@@ -189,6 +198,22 @@ def _usable(zoo: Any, include_unconverged: bool) -> list:
         stacklevel=3,
     )
     return keep
+
+
+def _add_reference(
+    every: list, computed: list, pairs: list, results: list, tokens: Any, m: int, seed: int,
+    progress: bool,
+) -> None:  # fmt: skip
+    """The reference construction's fraction, added to each pair's row (in place)."""
+    from interpeq.equivalence.reference import circuit_draws, reference_fraction
+
+    draws = [
+        circuit_draws(u, tokens, m, seed + 1000)
+        for u in tqdm(every, desc="circuit-patched copies", disable=not progress, unit="model")
+    ]
+    for (i, j), row in zip(pairs, results, strict=True):
+        if not row.get("identical"):
+            row.update(reference_fraction(computed[i], computed[j], draws[i], draws[j], seed=seed))
 
 
 def _narrow_nulls(

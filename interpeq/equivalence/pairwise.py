@@ -237,6 +237,11 @@ def group_pairs(
             n_identical=len(every) - len(rs),
             n_equivalent=sum(not r["reject"] for r in rs),
             mean_p_value=sum(r["p_value"] for r in rs) / len(rs),
+            **(
+                {"mean_reference_fraction": sum(r["reference_fraction"] for r in rs) / len(rs)}
+                if all("reference_fraction" in r for r in rs)
+                else {}
+            ),
             mean_similarity=sum(r["similarity"] for r in rs) / len(rs),
         )
         out.append(s)

@@ -23,7 +23,7 @@ EXPERIMENTS_DIR = config_path("experiments")
 EXPERIMENTS = ("toy", "matched", "settings")
 SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
-COMPARE_KEYS = {"n_probes", "m", "alpha", "seed", "impls", "probes"}
+COMPARE_KEYS = {"n_probes", "m", "alpha", "seed", "impls", "probes", "reference"}
 
 
 @dataclass
@@ -36,6 +36,7 @@ class CompareSettings:
     seed: int = 0
     impls: list[str] = field(default_factory=lambda: ["intervention"])
     probes: str = "mixture"
+    reference: bool = False  # also the paper code's circuit-patching fraction (toy)
 
     def __post_init__(self) -> None:
         if isinstance(self.impls, str):

@@ -56,12 +56,26 @@ CHAIN_COLUMNS = (
     "min_stage_acc",
 )
 FORMS = ("two_sided", "one_sided")  # the paper's 1 - |2p - 1|, and min(1, 2(1 - p))
+REFERENCE_NOTE = (
+    "Ours asks whether a chain sits among another's co-implementations (its non-circuit "
+    "components resampled: models that keep its interpretation), a rank test with a "
+    "p-value and a decision. The paper code's statistic patches the *circuit* of the last "
+    "stage from other inputs and counts how often the other chain is more similar to the "
+    "base than to the patched copy: near 1 when the other chain shares what that circuit "
+    "computes, near 0.5 when it is indifferent to it; it has no null and no decision "
+    "(interpeq.equivalence.reference)."
+)
 MATRIX_COLUMNS = ("row", "col", "mean_congruity", "ci_low", "ci_high", "rejection_rate", "n_pairs")
 
 
-def congruity_form(p: float, form: str) -> float:
-    """Congruity from ``p`` (the fraction of co-implementations at most as far as the
-    other model): two-sided (the paper's) or one-sided (SPEC section 5)."""
+def congruity_form(row: dict[str, Any], form: str) -> float:
+    """A pair's score in ``form``: congruity from ``p`` (the fraction of
+    co-implementations at most as far as the other model), two-sided (the paper's) or
+    one-sided (SPEC section 5); or ``reference_fraction``, the paper code's own statistic
+    (:mod:`interpeq.equivalence.reference`)."""
+    if form == "reference_fraction":
+        return row["reference_fraction"]
+    p = row["p"]
     return 1 - abs(2 * p - 1) if form == "two_sided" else min(1.0, 2 * (1 - p))
 
 
@@ -176,7 +190,7 @@ def run_toy(
     c = cfg.compare
     results: dict[str, Any] = {}
     t_compare = time.perf_counter()
-    for impls in c.impls:
+    for k, impls in enumerate(c.impls):
         res = compare_zoo(
             zoo,
             n_probes=c.n_probes,
@@ -188,10 +202,12 @@ def run_toy(
             impls=impls,
             out_dir=report / f"equivalence-{impls}",
             progress=progress,
+            reference=c.reference and k == 0,
         )
-        for form in FORMS:
+        forms = FORMS + (("reference_fraction",) if c.reference and k == 0 else ())
+        for form in forms:
             key = f"{impls}/{form}"
-            pairs = [dict(r, congruity=congruity_form(r["p"], form)) for r in res.pairs]
+            pairs = [dict(r, congruity=congruity_form(r, form)) for r in res.pairs]
             mat = group_matrix(group_pairs(pairs, seed=c.seed), labels)
             long = matrix_rows(mat, labels)
             stem = f"algorithm_matrix_{impls}_{form}"
@@ -276,12 +292,14 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
     for key, res in summary["results"].items():
         fam = res["family_means"]
         impls, form = res["impls"], res["form"]
-        lines += [
-            f"## {form.replace('_', '-').capitalize()} congruity, co-implementations by {impls}",
-            "",
-            f"![matrix](algorithm_matrix_{impls}_{form}.png)",
-            "",
-        ]
+        heading = (
+            "The paper code's construction: fraction of circuit-patched copies farther away"
+            if form == "reference_fraction"
+            else f"{form.replace('_', '-').capitalize()} congruity, co-implementations by {impls}"
+        )
+        lines += [f"## {heading}", "", f"![matrix](algorithm_matrix_{impls}_{form}.png)", ""]
+        if form == "reference_fraction":
+            lines += [REFERENCE_NOTE, ""]
         lines += ["| | ours | paper |", "|---|---|---|"]
         for key, label in (
             ("within_sorting", "within sorting family (1-4)"),

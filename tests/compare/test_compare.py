@@ -203,3 +203,14 @@ def test_impls_by_training_needs_three_per_group():
         pairwise_congruity(units, impls="training")
     with pytest.raises(ValueError, match="unknown impls"):
         pairwise_congruity(units, impls="peers")
+
+
+def test_reference_construction_beside_the_test(tiny_zoo, tmp_path):
+    res = compare_zoo(
+        tiny_zoo, n_probes=64, m=4, alpha=0.45, reference=True, out_dir=tmp_path, progress=False
+    )
+    for r in res.pairs:
+        assert 0.0 <= r["reference_fraction"] <= 1.0
+        assert r["reference_fraction"] == (r["reference_fraction_a"] + r["reference_fraction_b"]) / 2
+    assert all("mean_reference_fraction" in g for g in res.groups)
+    assert json.loads((tmp_path / "results.json").read_text())["summary"]["reference"] is True
