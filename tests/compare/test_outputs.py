@@ -33,7 +33,8 @@ def zoo_dir(tmp_path_factory):
 
 def test_option_folders_are_named_by_the_non_default_kind_options():
     assert options_folder({}) == ""
-    assert options_folder({"impls": "intervention", "one_sided": False, "m": 20}) == ""
+    assert options_folder({"impls": "auto", "one_sided": False, "m": 20}) == ""  # defaults
+    assert options_folder({"impls": "intervention"}) == "impls-intervention"
     assert options_folder({"impls": "training"}) == "impls-training"
     assert options_folder({"one_sided": True, "probes": "uniform"}) == "one-sided-probes-uniform"
     assert options_folder({"probes": "algorithm_1/stage0"}) == "probes-algorithm_1.stage0"
