@@ -143,11 +143,14 @@ class EquivalenceTracker(Callback):
                 for me in trained:
                     check_vocab([me, (label, r.model)], tokens, outputs=True)
         if trainer.is_global_zero and not self.ref_units:
+            device = trainer.strategy.root_device  # the training device (auto: GPU if any)
             for group, refs in self.groups.items():
                 for r in refs:
                     u = compute_unit(
-                        ModelUnit(r.id, group, [r.model], [r.correspondence], [r.task or group]),
-                        tokens,
+                        ModelUnit(
+                            r.id, group, [r.model.to(device)], [r.correspondence], [r.task or group]
+                        ),
+                        tokens.to(device),
                         self.m,
                         self.seed,
                     )
