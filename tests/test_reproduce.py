@@ -154,6 +154,7 @@ def test_settings_and_matched_studies(tmp_path):
             "tasks": ["alternating_parity", "alternating_parity_sum"],
             "seeds": [0, 1, 2],
         },
+        readings=["no-embedding", "cka"],
     )
     assert (
         cli(
@@ -178,6 +179,20 @@ def test_settings_and_matched_studies(tmp_path):
         ("alternating_parity_sum", "alternating_parity_sum", 3),
         ("alternating_parity", "alternating_parity_sum", 9),
     ]
+    # the mechanism study: the default reading and the two others, under both nulls
+    report = tmp_path / "mat_t" / "report"
+    mech = [
+        r for r in summary["mechanisms"]["rows"] if r["pair"].startswith("alternating_parity |")
+    ]
+    assert [(r["reading"], r["impls"]) for r in mech] == [
+        (reading, impls)
+        for reading in ("residual", "no-embedding", "cka")
+        for impls in ("intervention", "training")
+    ]
+    assert all(r["same_task_pairs"] == 6 and r["cross_pairs"] == 9 for r in mech)
+    assert len({r["similarity_cross"] for r in mech}) == 3  # three readings, three numbers
+    assert (report / "mechanisms.png").exists() and (report / "mechanisms.csv").exists()
+    assert "## Mechanism study" in (report / "report.md").read_text()
 
 
 def test_shipped_configs_load_and_bad_configs_are_clear(tmp_path, capsys):
@@ -189,6 +204,14 @@ def test_shipped_configs_load_and_bad_configs_are_clear(tmp_path, capsys):
         experiment_path("toy", "huge")
     with pytest.raises(ValueError, match="unknown experiment config keys"):
         ExperimentConfig.from_dict({"experiment": "toy", "zoo": {}, "extra": 1})
+    with pytest.raises(ValueError, match="unknown reading 'mean'; choose representations"):
+        ExperimentConfig.from_dict(
+            {
+                "experiment": "matched",
+                "zoo": {"tasks": ["add_index"]},
+                "compare": {"readings": ["mean"]},
+            }
+        )
     with pytest.raises(ValueError, match="compare.impls"):
         ExperimentConfig.from_dict(
             {"experiment": "toy", "zoo": {"tasks": ["add_index"]}, "compare": {"impls": ["peers"]}}

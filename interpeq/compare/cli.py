@@ -10,10 +10,12 @@ from pathlib import Path
 from interpeq._ray import LAUNCHERS
 from interpeq.compare.log import finish_logger
 from interpeq.compare.result import OPTION_DEFAULTS
-from interpeq.compare.run import compare_zoo, output_dir
+from interpeq.compare.run import FOLDER_OPTIONS, compare_zoo, output_dir
 from interpeq.compare.units import UNIT_KINDS
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import IMPL_SOURCES
+from interpeq.equivalence.representations import REPRESENTATIONS
+from interpeq.equivalence.similarity import SIMILARITY_METHODS
 from interpeq.interrupts import debug_enabled
 from interpeq.report import LOGGER_KINDS, make_logger
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
@@ -23,7 +25,7 @@ def check_overwrite(za, args: argparse.Namespace) -> None:
     """Refuse to replace a comparison that was made with other options (a ``ValueError``
     naming the folder, the differing options and the two ways out)."""
     zb = load_zoo(args.against, args.root) if args.against else None
-    kind = {k: getattr(args, k) for k in ("impls", "one_sided", "probes", "units")}
+    kind = {k: getattr(args, k) for k in FOLDER_OPTIONS}
     out = output_dir(za, zb, args.out, kind)
     try:
         before = json.loads((out / "results.json").read_text())["summary"]
@@ -78,9 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         "other units of the same group; needs >= 3 units per group)",
     )
     parser.add_argument(
+        "--representation",
+        default="residual",
+        metavar="{" + ",".join(REPRESENTATIONS) + "}",
+        help="what is read from each model: "
+        + "; ".join(f"{k}: {v}" for k, v in REPRESENTATIONS.items())
+        + " (default residual; docs/mechanisms.md)",
+    )
+    parser.add_argument(
+        "--similarity",
+        default="ridge",
+        choices=SIMILARITY_METHODS,
+        help="ridge (linear predictivity both ways, default) or linear CKA",
+    )
+    parser.add_argument(
         "--out",
         help="output folder (default <root>/<zoo>/equivalence, with a subfolder named by the "
-        "non-default --impls / --one-sided / --probes / --units, e.g. equivalence/impls-training)",
+        "non-default --impls / --one-sided / --probes / --units / --representation / "
+        "--similarity, e.g. equivalence/impls-training)",
     )
     parser.add_argument(
         "--overwrite",
@@ -152,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             include_unconverged=args.include_unconverged,
             reference=args.reference,
+            representation=args.representation,
+            similarity=args.similarity,
         )
     except ValueError as err:
         if debug_enabled():  # --debug: the traceback, from the interpeq boundary

@@ -180,7 +180,11 @@ class _Blocks:
         )
         try:
             return bounded_map(
-                self.ray, task, [(fn, *job) for job in jobs], self.workers, lambda k, r: bar.update()
+                self.ray,
+                task,
+                [(fn, *job) for job in jobs],
+                self.workers,
+                lambda k, r: bar.update(),
             )
         finally:
             bar.close()
@@ -307,9 +311,15 @@ def _runner(
 
 
 def _compute_block(
-    units: Sequence, tokens: Tensor, m: int, seed: int, with_self: bool, ridge=None
+    units: Sequence,
+    tokens: Tensor,
+    m: int,
+    seed: int,
+    with_self: bool,
+    ridge=None,
+    representation: str = "residual",
 ) -> list[Unit]:
-    out = [compute_unit(u, tokens, m, seed) for u in units]
+    out = [compute_unit(u, tokens, m, seed, representation) for u in units]
     if with_self:
         for unit in out:
             self_distances(unit, seed=seed)
@@ -327,6 +337,7 @@ def compute_units_blocks(
     address: str | None = None,
     progress: bool = False,
     self_distances_too: bool = False,
+    representation: str = "residual",
 ) -> list[Unit]:
     """:func:`interpeq.equivalence.compute_unit` of every unit (representations and ``m``
     co-implementations on ``tokens``), one Ray task per unit, at most ``workers`` at a
@@ -339,5 +350,7 @@ def compute_units_blocks(
     check_workers(workers, launcher)
     runner = _runner(launcher, workers, address, 0.0, progress)
     shared = runner.put(tokens)
-    jobs = [([u], shared, m, seed, self_distances_too and m > 0, None) for u in units]
+    jobs = [
+        ([u], shared, m, seed, self_distances_too and m > 0, None, representation) for u in units
+    ]
     return [c for block in runner.map(_compute_block, jobs, "representations") for c in block]

@@ -19,6 +19,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "units": "auto",
     "one_sided": False,
     "impls": "auto",
+    "representation": "residual",
+    "similarity": "ridge",
 }
 
 

@@ -2,9 +2,10 @@
 
 Writes into ``<root>/<zoo>/equivalence/`` (``.../equivalence/against-<other>/`` with
 ``against``) the files of :mod:`interpeq.compare.files`. Options that change *what* is
-compared (:data:`FOLDER_OPTIONS`: ``impls``, ``one_sided``, ``probes``, ``units``) name
-a subfolder when not at their defaults, so comparisons of different kinds keep their
-own files: ``--impls training`` -> ``equivalence/impls-training/``, ``--one-sided
+compared (:data:`FOLDER_OPTIONS`: ``impls``, ``one_sided``, ``probes``, ``units``,
+``representation``, ``similarity``) name a subfolder when not at their defaults, so
+comparisons of different kinds keep their own files: ``--impls training`` ->
+``equivalence/impls-training/``, ``--one-sided
 --probes uniform`` -> ``equivalence/one-sided-probes-uniform/`` (names in a fixed order,
 see :func:`options_folder`; ``against-<other>/`` below that). The test's numbers
 (``n_probes``, ``m``, ``alpha``, ``seed``) do not: ``interpeq compare`` refuses to
@@ -66,6 +67,8 @@ def compare_zoo(
     include_unconverged: bool = False,
     device: str = "auto",
     reference: bool = False,
+    representation: str = "residual",
+    similarity: str = "ridge",
 ) -> CompareResult:
     """Pairwise congruity within ``zoo`` (or between ``zoo`` and ``against``); writes
     the three files (see the module doc) and logs them to ``logger`` if given.
@@ -82,6 +85,11 @@ def compare_zoo(
     ``device="auto"`` computes representations, co-implementations and the ridge
     engine on the GPU where there is one (the results come back to host memory).
 
+    ``representation`` (:data:`interpeq.equivalence.REPRESENTATIONS`) says what is read
+    from each model, ``similarity`` (``ridge``, ``cka``, ``cka_debiased``) how two such
+    readings are compared; both apply to the pair, its co-implementations and the
+    reference statistic alike.
+
     Members flagged ``converged: false`` (or chains with such a stage) are left out,
     with a warning naming them, unless ``include_unconverged``: a model that did not
     learn its task has no interpretation to compare."""
@@ -89,6 +97,7 @@ def compare_zoo(
     if launcher == "local" and (workers > 1 or address):
         raise ValueError("--workers > 1 and --address need --launcher ray")
     check_test_options(alpha, impls, m)
+    check_reading(representation, similarity, launcher)
     za = load_zoo(zoo, root)
     zb = load_zoo(against, root) if against is not None else None
     rows_u, cols_u = _zoo_units(za, zb, units, include_unconverged)
@@ -98,11 +107,15 @@ def compare_zoo(
     ray = {"workers": workers, "address": address} if launcher == "ray" else None
     drawn = 0 if impls == "training" else m
     dev = resolve_device(device)
-    computed = _compute(every, tokens, drawn, seed, ray, progress, impls in OWN_DRAWS, dev)
+    computed = _compute(
+        every, tokens, drawn, seed, ray, progress, impls in OWN_DRAWS, dev, representation
+    )
     pairs, col_index = _layout(len(rows_u), len(cols_u), zb is not None)
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
     test = dict(alpha=alpha, seed=seed, one_sided=one_sided, impls=impls, progress=progress)
+    if similarity != "ridge":
+        test["method"] = similarity
     if dev.type == "cuda" and not ray:  # the ridge engine on the GPU too (CPU: as before)
         test["device"] = dev
     if ray:
@@ -110,7 +123,8 @@ def compare_zoo(
     else:
         results = pairwise_congruity(computed, pairs, **test)
     if reference:
-        _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress)
+        reading = {"representation": representation, "method": similarity}
+        _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress, reading)
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
     narrow = (
         _narrow_nulls(computed, pairs, results, impls) if zb is None and impls in OWN_DRAWS else []
@@ -127,6 +141,8 @@ def compare_zoo(
         "one_sided": one_sided,
         "impls": impls,
         "reference": reference,
+        "representation": representation,
+        "similarity": similarity,
     }
     summary = summarize(results, every, settings)
     summary["null_spread"] = narrow
@@ -135,6 +151,7 @@ def compare_zoo(
         pairs, results, len(rows_u), col_index, symmetric=zb is None, key="p_value"
     )
     kind = {"impls": impls, "one_sided": one_sided, "probes": probes, "units": units}
+    kind.update(representation=representation, similarity=similarity)
     out = output_dir(za, zb, out_dir, kind)
     files = write_files(
         out,
@@ -200,20 +217,36 @@ def _usable(zoo: Any, include_unconverged: bool) -> list:
     return keep
 
 
+def check_reading(representation: str, similarity: str, launcher: str) -> None:
+    """One clear line for a representation or similarity we cannot use."""
+    from interpeq.equivalence.representations import representation_options
+    from interpeq.equivalence.similarity import check_method
+
+    representation_options(representation)
+    check_method(similarity)
+    if similarity != "ridge" and launcher == "ray":
+        raise ValueError(
+            f"--similarity {similarity} runs on the local launcher only: the Ray blocks "
+            "share one ridge engine per block; drop --launcher ray or use --similarity ridge"
+        )
+
+
 def _add_reference(
     every: list, computed: list, pairs: list, results: list, tokens: Any, m: int, seed: int,
-    progress: bool,
+    progress: bool, reading: dict[str, str],
 ) -> None:  # fmt: skip
     """The reference construction's fraction, added to each pair's row (in place)."""
     from interpeq.equivalence.reference import circuit_draws, reference_fraction
 
     draws = [
-        circuit_draws(u, tokens, m, seed + 1000)
+        circuit_draws(u, tokens, m, seed + 1000, reading["representation"])
         for u in tqdm(every, desc="circuit-patched copies", disable=not progress, unit="model")
     ]
+    method = reading["method"]
     for (i, j), row in zip(pairs, results, strict=True):
         if not row.get("identical"):
-            row.update(reference_fraction(computed[i], computed[j], draws[i], draws[j], seed=seed))
+            a, b = computed[i], computed[j]
+            row.update(reference_fraction(a, b, draws[i], draws[j], seed=seed, method=method))
 
 
 def _narrow_nulls(
@@ -256,17 +289,19 @@ def _compute(
     progress: bool,
     self_too: bool,
     device: Any,
+    representation: str = "residual",
 ) -> list[Unit]:
     if ray:
         return compute_units_blocks(
-            units, tokens, m, seed, **ray, progress=progress, self_distances_too=self_too
-        )
+            units, tokens, m, seed, **ray, progress=progress, self_distances_too=self_too,
+            representation=representation,
+        )  # fmt: skip
     tokens = tokens.to(device)
     out = []
     for u in tqdm(units, desc="representations", disable=not progress, unit="model"):
         for model in u.models:
             model.to(device)
-        out.append(compute_unit(u, tokens, m, seed))
+        out.append(compute_unit(u, tokens, m, seed, representation))
     return out
 
 
@@ -280,7 +315,10 @@ def _layout(n_rows: int, n_cols: int, across: bool) -> tuple[list[tuple[int, int
 
 
 # option -> default; a non-default value names the output subfolder (options_folder)
-FOLDER_OPTIONS = {k: OPTION_DEFAULTS[k] for k in ("impls", "one_sided", "probes", "units")}
+FOLDER_OPTIONS = {
+    k: OPTION_DEFAULTS[k]
+    for k in ("impls", "one_sided", "probes", "units", "representation", "similarity")
+}
 TUNING_OPTIONS = ("n_probes", "m", "alpha", "seed")  # same folder; --overwrite to replace
 
 

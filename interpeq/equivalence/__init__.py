@@ -29,7 +29,11 @@ from interpeq.equivalence.pairwise import (
     pairwise_congruity,
     self_distances,
 )
-from interpeq.equivalence.representations import representations
+from interpeq.equivalence.representations import (
+    REPRESENTATIONS,
+    representation_options,
+    representations,
+)
 from interpeq.equivalence.ridge import RidgeEngine
 from interpeq.equivalence.similarity import (
     SIMILARITY_METHODS,
@@ -64,6 +68,8 @@ __all__ = [
     "group_summary",
     "pair_scores",
     "pairwise_congruity",
+    "REPRESENTATIONS",
+    "representation_options",
     "representations",
     "selectivity",
     "self_distances",

@@ -26,6 +26,7 @@ from interpeq.equivalence.representations import (
     _check_tokens,
     check_positions,
     reduce_residuals,
+    resolve_layers,
 )
 from interpeq.models.components import Component, patch_hooks, required_hooks
 
@@ -106,7 +107,7 @@ def _resampled(
     seed,
     p_include,
     *,
-    layers: Sequence[int] | None = None,
+    layers: Sequence[int] | str | None = None,
     positions: str | int = "mean",
     apply_ln: bool = True,
     include_bos: bool = False,
@@ -126,7 +127,7 @@ def _resampled(
         while not masks[j].any():
             masks[j] = torch.rand(len(pool), generator=gen) < p_include
         perms[j] = torch.randperm(n, generator=gen)
-    names = model.residual_hook_names(layers)
+    names = model.residual_hook_names(resolve_layers(model, layers))
     device = tokens.device
     draw = torch.arange(m).repeat_interleave(n)  # row r of the m*n batch = (draw, probe)
     probe = torch.arange(n).repeat(m)

@@ -32,20 +32,23 @@ from torch import Tensor
 
 from interpeq.equivalence.congruity import selectivity
 from interpeq.equivalence.impls import circuit_patches
-from interpeq.equivalence.representations import representations
+from interpeq.equivalence.representations import representation_options, representations
 from interpeq.equivalence.units import ModelUnit, Unit, stage_inputs
 
 
-def circuit_draws(u: ModelUnit, tokens: Tensor, m: int = 40, seed: int = 0) -> Tensor:
+def circuit_draws(
+    u: ModelUnit, tokens: Tensor, m: int = 40, seed: int = 0, representation: str = "residual"
+) -> Tensor:
     """``[m, n, D]``: the unit's representation with its last stage's circuit patched."""
+    opts = representation_options(representation)
     inputs = stage_inputs(u.models, tokens)
-    last = circuit_patches(u.models[-1], u.correspondences[-1], inputs[-1], m, seed)
+    last = circuit_patches(u.models[-1], u.correspondences[-1], inputs[-1], m, seed, **opts)
     if len(u.models) == 1:
         return last.cpu()
     with torch.no_grad():
         earlier = torch.cat(
             [
-                representations(model, x)
+                representations(model, x, **opts)
                 for model, x in zip(u.models[:-1], inputs[:-1], strict=True)
             ],
             dim=-1,

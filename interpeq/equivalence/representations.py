@@ -7,7 +7,10 @@ position 0 is excluded by default: it carries no input information and would onl
 add a constant offset), and concatenated over layers: ``D = (L + 1) * d_model``.
 
 Options: ``layers`` (indices into the ``L + 1`` states), ``positions="mean"`` (the
-default), ``"last"`` or an int, ``apply_ln=False``, ``include_bos=True``.
+default), ``"all"`` (every content position's state, concatenated: ``D = (L + 1) *
+(pos - 1) * d_model``), ``"last"`` or an int, ``apply_ln=False``, ``include_bos=True``.
+:data:`REPRESENTATIONS` names the choices the comparison offers
+(:func:`representation_options` turns a name into these options).
 
 A **chain** ``representations([m0, m1, ...], tokens)`` runs stage ``k + 1`` on stage
 ``k``'s *predicted* tokens: the argmax of its logits at positions ``1..`` behind the
@@ -34,16 +37,57 @@ def _check_tokens(tokens: Tensor) -> None:
         raise ValueError("tokens has no rows")
 
 
+# the representations a comparison can use (``interpeq compare --representation``)
+REPRESENTATIONS = {
+    "residual": "every residual state (embedding + each block), mean over content positions",
+    "no-embedding": "the states after each block only (the embedding state left out)",
+    "per-position": "every residual state at every content position, concatenated",
+    "layer-K": "the residual state K alone (0 = embedding, K = after block K)",
+}
+
+
+def representation_options(name: str) -> dict:
+    """The :func:`representations` options of a named representation
+    (:data:`REPRESENTATIONS`); ``"layer-K"`` for any ``K >= 0``. ``layers`` given as
+    ``"blocks"`` means every state after the embedding (resolved per model)."""
+    if name == "residual":
+        return {}
+    if name == "no-embedding":
+        return {"layers": "blocks"}
+    if name == "per-position":
+        return {"positions": "all"}
+    k = name.removeprefix("layer-")
+    if name.startswith("layer-") and k.isdigit():
+        return {"layers": [int(k)]}
+    raise ValueError(
+        f"unknown representation {name!r}; choose one of residual, no-embedding, "
+        "per-position, layer-K (K = 0 for the embedding, 1.. for the blocks)"
+    )
+
+
+def resolve_layers(model, layers):
+    """``"blocks"`` -> the states after each block (``1 .. L``); a list is checked."""
+    n_states = model.cfg.n_layers + 1
+    if layers == "blocks":
+        return list(range(1, n_states))
+    if layers is not None and any(not 0 <= k < n_states for k in layers):
+        raise ValueError(
+            f"layers {list(layers)} out of range: the model has {n_states} residual states "
+            f"(0 = embedding .. {n_states - 1})"
+        )
+    return layers
+
+
 def check_positions(positions, n_pos: int, include_bos: bool):
-    if positions in ("mean", "last"):
-        if positions == "mean" and not include_bos and n_pos < 2:
-            raise ValueError("positions='mean' without BOS needs at least 2 positions")
+    if positions in ("mean", "last", "all"):
+        if positions in ("mean", "all") and not include_bos and n_pos < 2:
+            raise ValueError(f"positions={positions!r} without BOS needs at least 2 positions")
         return positions
     if isinstance(positions, int) and not isinstance(positions, bool):
         if not -n_pos <= positions < n_pos:
             raise ValueError(f"positions={positions} out of range for {n_pos} positions")
         return positions
-    raise ValueError(f"positions must be 'mean', 'last' or an int, got {positions!r}")
+    raise ValueError(f"positions must be 'mean', 'all', 'last' or an int, got {positions!r}")
 
 
 def reduce_residuals(
@@ -63,6 +107,8 @@ def reduce_residuals(
             x = model.ln_final(x)
         if positions == "mean":
             x = (x if include_bos else x[:, 1:]).mean(1)
+        elif positions == "all":
+            x = (x if include_bos else x[:, 1:]).flatten(1)
         elif positions == "last":
             x = x[:, -1]
         else:
@@ -76,7 +122,7 @@ def representations(
     model,
     tokens: Tensor,
     *,
-    layers: Sequence[int] | None = None,
+    layers: Sequence[int] | str | None = None,
     positions: str | int = "mean",
     apply_ln: bool = True,
     include_bos: bool = False,
@@ -111,7 +157,7 @@ def representations(
 
 
 def _single(model, tokens, layers, positions, apply_ln, include_bos, batch_size, want_logits=False):
-    names = model.residual_hook_names(layers)
+    names = model.residual_hook_names(resolve_layers(model, layers))
     positions = check_positions(positions, tokens.shape[1], include_bos)
     was_training = model.training
     model.eval()

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.impls import co_implementations
-from interpeq.equivalence.representations import representations
+from interpeq.equivalence.representations import representation_options, representations
 from interpeq.tasks.names import parse_stage
 
 
@@ -105,14 +105,24 @@ def stage_inputs(models: Sequence, tokens: Tensor) -> list[Tensor]:
     return inputs
 
 
-def compute_unit(u: ModelUnit, tokens: Tensor, m: int = DEFAULT_M, seed: int = 0) -> Unit:
+def compute_unit(
+    u: ModelUnit,
+    tokens: Tensor,
+    m: int = DEFAULT_M,
+    seed: int = 0,
+    representation: str = "residual",
+) -> Unit:
     """Representations and ``m`` co-implementations of a model (or chain) on ``tokens``.
 
-    The tensors come back on the CPU: units are compared in batches whose ridge engine
-    chooses its own device, and a zoo of them must fit in host memory, not GPU memory.
+    ``representation`` names what is read from each model
+    (:data:`~interpeq.equivalence.representations.REPRESENTATIONS`); the base model and
+    its co-implementations are read the same way. The tensors come back on the CPU:
+    units are compared in batches whose ridge engine chooses its own device, and a zoo
+    of them must fit in host memory, not GPU memory.
     """
+    opts = representation_options(representation)
     models = u.models if len(u.models) > 1 else u.models[0]
-    reprs = representations(models, tokens)
+    reprs = representations(models, tokens, **opts)
     if m == 0:  # co-implementations by training only: none drawn by intervention
         return Unit(
             u.id, u.group, reprs.cpu(), reprs.new_zeros(0, *reprs.shape).cpu(), dict(u.meta)
@@ -120,7 +130,7 @@ def compute_unit(u: ModelUnit, tokens: Tensor, m: int = DEFAULT_M, seed: int = 0
     inputs = stage_inputs(u.models, tokens)
     impls = torch.cat(
         [
-            co_implementations(model, corr, x, m, seed + k)
+            co_implementations(model, corr, x, m, seed + k, **opts)
             for k, (model, corr, x) in enumerate(
                 zip(u.models, u.correspondences, inputs, strict=True)
             )

@@ -115,7 +115,9 @@ def resolve_tracking(exp: ExperimentSpec, root: Path) -> tuple[set[str], dict[st
         sel = _parse_selector(tail, str(ref))
         chosen = [m for m in members if _matches(m, sel)]
         if not chosen:
-            raise ValueError(f"tracking reference {ref!r} selects no member of zoo {exp.zoo.name!r}")
+            raise ValueError(
+                f"tracking reference {ref!r} selects no member of zoo {exp.zoo.name!r}"
+            )
         first |= {m.id for m in chosen}
         for task in dict.fromkeys(m.task for m in chosen):
             name = group or path_safe(task)

@@ -80,7 +80,9 @@ class RepresentationSimilarity(Metric):
         a = cat_state(self.repr_a).reshape(-1, da)[keep]
         b = cat_state(self.repr_b).reshape(-1, db)[keep]
         ridge = self.ridge_kwargs if self.method == "ridge" else {}
-        s = pair_scores([a, b], [(0, 1)], method=self.method, names=["repr_a", "repr_b"], **ridge)[0]
+        s = pair_scores([a, b], [(0, 1)], method=self.method, names=["repr_a", "repr_b"], **ridge)[
+            0
+        ]
         if self.method != "ridge":  # symmetric: one number
             return {"similarity": torch.tensor(float(s[0]))}
         return {"similarity": s.min(), "score_ab": s[0], "score_ba": s[1]}

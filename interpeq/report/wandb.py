@@ -206,9 +206,7 @@ def make_logger(
         tags=_tags(tags),
         mode=mode,
         # no git lookup: zoos often live outside a repository ("git root ... does not exist")
-        settings=wandb.Settings(
-            silent=True, console="off", x_disable_stats=True, disable_git=True
-        ),
+        settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True),
     )
     # Lightning always passes anonymous=None, which W&B 0.19+ answers with "The anonymous
     # setting has no effect"; not passing it at all is the same run, without the note.

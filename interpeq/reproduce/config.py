@@ -23,7 +23,7 @@ EXPERIMENTS_DIR = config_path("experiments")
 EXPERIMENTS = ("toy", "matched", "settings")
 SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
-COMPARE_KEYS = {"n_probes", "m", "alpha", "seed", "impls", "probes", "reference"}
+COMPARE_KEYS = {"n_probes", "m", "alpha", "seed", "impls", "probes", "reference", "readings"}
 
 
 @dataclass
@@ -37,6 +37,8 @@ class CompareSettings:
     impls: list[str] = field(default_factory=lambda: ["intervention"])
     probes: str = "mixture"
     reference: bool = False  # also the paper code's circuit-patching fraction (toy)
+    # matched: the mechanism study's other readings (representation or similarity names)
+    readings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.impls, str):
@@ -52,10 +54,27 @@ class CompareSettings:
                 raise ValueError(f"compare.{name} must be a positive int, got {v!r}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"compare.alpha must be in (0, 1), got {self.alpha!r}")
+        self._check_readings()
         if self.probes not in PROBE_KINDS:
             raise ValueError(
                 f"compare.probes must be one of {list(PROBE_KINDS)}, got {self.probes!r}"
             )
+
+    def _check_readings(self) -> None:
+        from interpeq.equivalence import REPRESENTATIONS, SIMILARITY_METHODS, representation_options
+
+        if not isinstance(self.readings, list):
+            raise ValueError(f"compare.readings must be a list, got {self.readings!r}")
+        for reading in self.readings:
+            if reading in SIMILARITY_METHODS:
+                continue
+            try:
+                representation_options(str(reading))
+            except ValueError:
+                raise ValueError(
+                    f"compare.readings: unknown reading {reading!r}; choose representations "
+                    f"({', '.join(REPRESENTATIONS)}) or similarities ({', '.join(SIMILARITY_METHODS)})"
+                ) from None
 
 
 @dataclass

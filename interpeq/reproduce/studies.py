@@ -155,11 +155,18 @@ def run_study(
         log_table(
             clog, f"{study}_{impls}", ROW_COLUMNS, [[r[k] for k in ROW_COLUMNS] for r in rows]
         )
+    mechanisms = None
+    if study == "matched" and c.readings:
+        from interpeq.reproduce.mechanisms import run_readings
+
+        mechanisms = run_readings(zoo, c, report, progress)
+        log_image(clog, "reproduce/mechanisms", mechanisms.pop("png"))
     summary = {
         "experiment": study,
         "zoo": spec.name,
         "config": str(cfg.path) if cfg.path else None,
         "results": results,
+        "mechanisms": mechanisms,
         "min_member_acc": min((r["acc"] or 0.0) for r in members),
         **train_info,
         "compare_seconds": round(time.perf_counter() - t_compare, 1),
@@ -225,6 +232,11 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
                 f"| {r['rejection_rate']:.2f} | {r['n_pairs']} | {r['mean_similarity']:.3f} |"
             )
         lines.append(f"\nsmallest attainable p-value {res['min_p_value']:.3f}")
+    if summary.get("mechanisms"):
+        from interpeq.reproduce.mechanisms import mechanisms_markdown
+
+        m = summary["mechanisms"]
+        lines += mechanisms_markdown(m["rows"], [tuple(k) for k in m["useful"]])
     lines += [
         "",
         "## Members (held-out)",

@@ -288,7 +288,9 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
         + "."
     )
     lines.append("")
-    lines += convergence_lines(summary.get("unconverged", []), "(and every chain with such a stage)")
+    lines += convergence_lines(
+        summary.get("unconverged", []), "(and every chain with such a stage)"
+    )
     for key, res in summary["results"].items():
         fam = res["family_means"]
         impls, form = res["impls"], res["form"]

@@ -61,9 +61,7 @@ def run_zoo(
     store = ZooStore(root, spec.name)
     members = spec.members()
     check_finished_match(members, store, spec)
-    todo = [
-        m for m in members if not store.is_finished(m.id) and (only is None or m.id in only)
-    ]
+    todo = [m for m in members if not store.is_finished(m.id) and (only is None or m.id in only)]
     groups = stack_groups(todo, store, spec.max_stack) if spec.stacked else [[m] for m in todo]
     run = GroupRun(
         logger_factory=logger_factory,

@@ -211,6 +211,8 @@ def test_reference_construction_beside_the_test(tiny_zoo, tmp_path):
     )
     for r in res.pairs:
         assert 0.0 <= r["reference_fraction"] <= 1.0
-        assert r["reference_fraction"] == (r["reference_fraction_a"] + r["reference_fraction_b"]) / 2
+        assert (
+            r["reference_fraction"] == (r["reference_fraction_a"] + r["reference_fraction_b"]) / 2
+        )
     assert all("mean_reference_fraction" in g for g in res.groups)
     assert json.loads((tmp_path / "results.json").read_text())["summary"]["reference"] is True

@@ -1,0 +1,177 @@
+"""The mechanism-sensitivity study of ``interpeq reproduce matched`` (``compare.readings``).
+
+Behaviour-matched interpretations (same input-output map, different mechanism) are not
+told apart by the default reading of a model (every residual state, averaged over
+positions, compared by ridge). This study repeats the same test under other readings:
+a representation (:data:`interpeq.equivalence.REPRESENTATIONS`: without the embedding
+state, one residual state at a time, every position instead of the mean) or another
+similarity (linear CKA). For each reading it reports, per source of
+co-implementations:
+
+* **false rejections**: same-task pairs rejected (the controls: two seeds of one
+  interpretation must not be told apart);
+* **separation**: per matched pair, the cross pairs rejected, and the gap between the
+  mean similarity of same-task pairs and of the cross pairs.
+
+A reading is *useful* when it rejects most cross pairs of at least two matched pairs
+while rejecting (almost) no same-task pair. Files: ``mechanisms.csv``,
+``mechanisms.png`` and a section of ``report.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from interpeq.equivalence.similarity import SIMILARITY_METHODS
+
+COLUMNS = (
+    "reading",
+    "impls",
+    "same_task_rejected",
+    "same_task_pairs",
+    "pair",
+    "cross_rejected",
+    "cross_pairs",
+    "similarity_same_task",
+    "similarity_cross",
+)
+
+
+def reading_options(reading: str) -> dict[str, str]:
+    """``compare_zoo`` options of a reading: a similarity method name or a representation."""
+    if reading in SIMILARITY_METHODS:
+        return {"similarity": reading}
+    return {"representation": reading}
+
+
+def reading_rows(reading: str, impls: str, pairs: list[dict], matched: list) -> list[dict]:
+    """One row per matched pair: the controls' and the cross pairs' rejections and similarity."""
+    tasks = {t for pair in matched for t in pair}
+    same = [r for r in pairs if r["group_a"] == r["group_b"] and r["group_a"] in tasks]
+    rows = []
+    for a, b in matched:
+        cross = [r for r in pairs if {r["group_a"], r["group_b"]} == {a, b}]
+        controls = [r for r in same if r["group_a"] in (a, b)]
+        rows.append(
+            {
+                "reading": reading,
+                "impls": impls,
+                "same_task_rejected": sum(bool(r["reject"]) for r in same),
+                "same_task_pairs": len(same),
+                "pair": f"{a} | {b}",
+                "cross_rejected": sum(bool(r["reject"]) for r in cross),
+                "cross_pairs": len(cross),
+                "similarity_same_task": _mean(controls),
+                "similarity_cross": _mean(cross),
+            }
+        )
+    return rows
+
+
+def _mean(rows: list[dict]) -> float | None:
+    return sum(r["similarity"] for r in rows) / len(rows) if rows else None
+
+
+def useful_readings(rows: list[dict], max_false: int = 1) -> list[tuple[str, str]]:
+    """Readings (with their null) that reject >= 3/4 of the cross pairs of at least two
+    matched pairs with at most ``max_false`` same-task pair rejected."""
+    out = []
+    for key in dict.fromkeys((r["reading"], r["impls"]) for r in rows):
+        rs = [r for r in rows if (r["reading"], r["impls"]) == key]
+        separated = sum(
+            r["cross_pairs"] and r["cross_rejected"] >= 0.75 * r["cross_pairs"] for r in rs
+        )
+        if separated >= 2 and rs[0]["same_task_rejected"] <= max_false:
+            out.append(key)
+    return out
+
+
+def mechanisms_plot(rows: list[dict], path: Path) -> Path:
+    """Per null (one panel each) and reading: the rejection rate of same-task pairs (grey:
+    false rejections) beside each matched pair's cross pairs (colours: separation)."""
+    from interpeq.report.plots import _plt, save_figure
+
+    plt = _plt()
+    impls = list(dict.fromkeys(r["impls"] for r in rows))
+    readings = list(dict.fromkeys(r["reading"] for r in rows))
+    pairs = list(dict.fromkeys(r["pair"] for r in rows))
+    fig, axes = plt.subplots(len(impls), 1, figsize=(1.3 * len(readings) + 3, 3.4 * len(impls)))
+    axes = [axes] if len(impls) == 1 else list(axes)
+    width = 0.8 / (len(pairs) + 1)
+    for ax, source in zip(axes, impls, strict=True):
+        for k, label in enumerate(["same-task pairs (false rejections)", *pairs]):
+            xs, ys = [], []
+            for x, reading in enumerate(readings):
+                rs = [r for r in rows if r["impls"] == source and r["reading"] == reading]
+                if not rs:
+                    continue
+                if k == 0:
+                    n, total = rs[0]["same_task_rejected"], rs[0]["same_task_pairs"]
+                else:
+                    r = next(r for r in rs if r["pair"] == label)
+                    n, total = r["cross_rejected"], r["cross_pairs"]
+                if total:
+                    xs.append(x + (k - (len(pairs) + 1) / 2 + 0.5) * width)
+                    ys.append(n / total)
+            colour = "0.6" if k == 0 else f"C{k - 1}"
+            ax.bar(xs, ys, width, color=colour, label=label if ax is axes[0] else None)
+        ax.set_xticks(range(len(readings)), readings, rotation=15)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("fraction of pairs rejected")
+        ax.set_title(f"co-implementations by {source}", fontsize=10)
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("mechanism study: rejections per reading of the models (alpha = 0.05)")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def mechanisms_markdown(rows: list[dict], useful: list[tuple[str, str]]) -> list[str]:
+    """The report section: one table row per reading and null."""
+    pairs = list(dict.fromkeys(r["pair"] for r in rows))
+    lines = ["", "## Mechanism study (other readings of the models)", ""]
+    lines += ["![mechanisms](mechanisms.png)", ""]
+    head = " | ".join(f"{p} rejected" for p in pairs)
+    lines += [
+        f"| reading | null | same-task rejected | {head} | similarity same-task / cross |",
+        "|---|---|---|" + "---|" * len(pairs) + "---|",
+    ]
+    for key in dict.fromkeys((r["reading"], r["impls"]) for r in rows):
+        rs = [r for r in rows if (r["reading"], r["impls"]) == key]
+        cells = [f"{r['cross_rejected']} / {r['cross_pairs']}" for r in rs]
+        sims = ", ".join(
+            f"{r['similarity_same_task']:.3f} / {r['similarity_cross']:.3f}"
+            for r in rs
+            if r["similarity_cross"] is not None and r["similarity_same_task"] is not None
+        )
+        same = f"{rs[0]['same_task_rejected']} / {rs[0]['same_task_pairs']}"
+        lines.append(f"| {key[0]} | {key[1]} | {same} | {' | '.join(cells)} | {sims} |")
+    verdict = (
+        "Readings that separate >= 2 matched pairs with <= 1 same-task rejection: "
+        + ", ".join(f"{r} ({i})" for r, i in useful)
+        if useful
+        else "No reading separates two matched pairs while keeping the same-task pairs unrejected."
+    )
+    return [*lines, "", verdict]
+
+
+def run_readings(zoo: Any, c: Any, report: Path, progress: bool) -> dict[str, Any]:
+    """Compare ``zoo`` under the default reading and each of ``c.readings``, for each
+    source of co-implementations in ``c.impls``; write the csv and the figure."""
+    from interpeq.compare import compare_zoo
+    from interpeq.reproduce.common import write_csv
+    from interpeq.tasks import list_matched_pairs
+
+    matched = list_matched_pairs()
+    rows = []
+    for reading in ["residual", *c.readings]:
+        for impls in c.impls:
+            res = compare_zoo(
+                zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
+                units="members", impls=impls, out_dir=report / "mechanisms" / f"{reading}-{impls}",
+                progress=progress, **reading_options(reading),
+            )  # fmt: skip
+            rows += reading_rows(reading, impls, res.pairs, matched)
+    write_csv(report / "mechanisms.csv", COLUMNS, rows)
+    png = mechanisms_plot(rows, report / "mechanisms.png")
+    return {"rows": rows, "useful": useful_readings(rows), "png": png}

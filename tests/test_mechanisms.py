@@ -1,0 +1,39 @@
+"""The mechanism study's arithmetic: per reading, false rejections among same-task pairs
+and separation of each behaviour-matched pair, and which readings count as useful."""
+
+from interpeq.reproduce.mechanisms import reading_options, reading_rows, useful_readings
+
+MATCHED = [("p", "p_sum"), ("e", "e_minmax")]
+
+
+def pair(a, b, reject, similarity):
+    return {"group_a": a, "group_b": b, "reject": reject, "similarity": similarity}
+
+
+def pairs(cross_reject_p, cross_reject_e, same_reject):
+    same = [pair(t, t, same_reject and t == "p", 0.9) for t in ("p", "p_sum", "e", "e_minmax")]
+    cross = [pair("p", "p_sum", k < cross_reject_p, 0.5) for k in range(4)]
+    cross += [pair("e_minmax", "e", k < cross_reject_e, 0.7) for k in range(4)]
+    return same + cross + [pair("p", "e", True, 0.1)]  # unrelated tasks: not counted
+
+
+def test_rows_count_controls_and_cross_pairs_per_matched_pair():
+    rows = reading_rows("layer-1", "auto", pairs(3, 1, same_reject=True), MATCHED)
+    assert [(r["pair"], r["cross_rejected"], r["cross_pairs"]) for r in rows] == [
+        ("p | p_sum", 3, 4),
+        ("e | e_minmax", 1, 4),
+    ]
+    assert all(r["same_task_rejected"] == 1 and r["same_task_pairs"] == 4 for r in rows)
+    assert rows[0]["similarity_same_task"] == 0.9 and rows[0]["similarity_cross"] == 0.5
+
+
+def test_useful_needs_two_separated_pairs_and_few_false_rejections():
+    good = reading_rows("a", "auto", pairs(4, 3, same_reject=False), MATCHED)
+    one_pair = reading_rows("b", "auto", pairs(4, 2, same_reject=False), MATCHED)
+    assert useful_readings(good + one_pair) == [("a", "auto")]
+    assert useful_readings(good, max_false=-1) == []  # no false rejection allowed at all
+
+
+def test_a_reading_is_a_similarity_or_a_representation():
+    assert reading_options("cka") == {"similarity": "cka"}
+    assert reading_options("layer-2") == {"representation": "layer-2"}
