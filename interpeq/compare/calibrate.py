@@ -391,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("zoo", help="zoo folder or name under --root (e.g. seeds_check)")
     impls_help = (
-        "co-implementations: resample-patched copies (intervention, default) or the other "
-        "units of the same group (training; needs >= 3 units per group)"
+        "co-implementations: auto (default, as interpeq compare: resample-patched copies, or "
+        "the group's other members where those copies barely move a model), intervention, "
+        "or training (the other units of the same group; needs >= 3 units per group)"
     )
     for flag, kw in (
         ("--root", dict(default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)")),
