@@ -194,6 +194,19 @@ def test_settings_and_matched_studies(tmp_path):
     assert (report / "mechanisms.png").exists() and (report / "mechanisms.csv").exists()
     assert "## Mechanism study" in (report / "report.md").read_text()
 
+    # a member flagged unconverged leaves its group with 2: the training null cannot be
+    # computed there; the rerun (training reused) says so and still writes the rest
+    metrics = tmp_path / "mat_t" / "alternating_parity-D-s0" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "converged": False}))
+    args = ["--root", str(tmp_path), "--logger", "none", "--no-progress"]
+    with pytest.warns(RuntimeWarning, match="Co-implementations by training: not computed"):
+        assert cli(["reproduce", "matched", "--config", str(path), *args]) == 0
+    summary = json.loads((report / "summary.json").read_text())
+    assert list(summary["results"]) == ["intervention"]
+    assert "at least 3 units per group" in summary["not_computed"]["training"]
+    assert "Co-implementations by training: not computed" in (report / "report.md").read_text()
+    assert {r["impls"] for r in summary["mechanisms"]["rows"]} == {"intervention"}
+
 
 def test_shipped_configs_load_and_bad_configs_are_clear(tmp_path, capsys):
     for experiment in ("toy", "matched", "settings"):

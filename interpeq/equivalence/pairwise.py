@@ -27,6 +27,12 @@ NARROW_RATIO = 0.5  # draws nearer than this fraction of the between-member dist
 OWN_DRAWS = ("intervention", "auto")  # the sources that need each unit's own draws
 
 
+class TooFewUnitsError(ValueError):
+    """``impls="training"`` on a group with fewer than 3 units: its null is empty. A
+    caller that compares with several nulls (``reproduce``) reports this one as not
+    computed and goes on with the others."""
+
+
 def self_distances(unit: Unit, *, seed: int = 0, **ridge: Any) -> Tensor:
     """``[m]`` distances ``1 - similarity(unit, unit*_j)`` (cached on the unit)."""
     if unit.self_d is None:
@@ -100,7 +106,7 @@ def pairwise_congruity(
     if impls == "training":
         small = sorted({units[i].group for i in used if len(peers[i]) < 2})
         if small:
-            raise ValueError(
+            raise TooFewUnitsError(
                 f"impls='training' needs at least 3 units per group (the pair plus one "
                 f"co-implementation); too few in {small}: train more seeds or use "
                 f"impls='intervention'"

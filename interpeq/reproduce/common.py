@@ -6,6 +6,7 @@ import csv
 import json
 import platform
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,13 @@ def convergence_lines(unconverged: Sequence[str], what: str) -> list[str]:
         "retrain them, or compare with `--include-unconverged` to keep them.",
         "",
     ]
+
+
+def not_computed(impls: str, err: Exception) -> str:
+    """The report's line for a null that could not be computed, also a warning."""
+    line = f"Co-implementations by {impls}: not computed. {err}"
+    warnings.warn(line, RuntimeWarning, stacklevel=3)
+    return line
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:

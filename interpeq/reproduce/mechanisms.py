@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from interpeq.equivalence.pairwise import TooFewUnitsError
 from interpeq.equivalence.similarity import SIMILARITY_METHODS
 
 COLUMNS = (
@@ -166,11 +167,15 @@ def run_readings(zoo: Any, c: Any, report: Path, progress: bool) -> dict[str, An
     rows = []
     for reading in ["residual", *c.readings]:
         for impls in c.impls:
-            res = compare_zoo(
-                zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
-                units="members", impls=impls, out_dir=report / "mechanisms" / f"{reading}-{impls}",
-                progress=progress, **reading_options(reading),
-            )  # fmt: skip
+            try:
+                res = compare_zoo(
+                    zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed,
+                    probes=c.probes, units="members", impls=impls, progress=progress,
+                    out_dir=report / "mechanisms" / f"{reading}-{impls}",
+                    **reading_options(reading),
+                )  # fmt: skip
+            except TooFewUnitsError:
+                continue  # not computed: the report's headline comparison says why
             rows += reading_rows(reading, impls, res.pairs, matched)
     write_csv(report / "mechanisms.csv", COLUMNS, rows)
     png = mechanisms_plot(rows, report / "mechanisms.png")

@@ -24,10 +24,12 @@ from typing import Any
 
 from interpeq.compare import compare_zoo
 from interpeq.equivalence import group_summary
+from interpeq.equivalence.pairwise import TooFewUnitsError
 from interpeq.reproduce.common import (
     convergence_lines,
     group_matrix,
     machine,
+    not_computed,
     open_report,
     train_zoo,
     write_csv,
@@ -110,19 +112,17 @@ def run_study(
     labels = list(dict.fromkeys(spec.tasks))
     results = {}
     t_compare = time.perf_counter()
+    skipped: dict[str, str] = {}
     for impls in c.impls:
-        res = compare_zoo(
-            zoo,
-            n_probes=c.n_probes,
-            m=c.m,
-            alpha=c.alpha,
-            seed=c.seed,
-            probes=c.probes,
-            units="members",
-            impls=impls,
-            out_dir=report / f"equivalence-{impls}",
-            progress=progress,
-        )
+        try:
+            res = compare_zoo(
+                zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
+                units="members", impls=impls, out_dir=report / f"equivalence-{impls}",
+                progress=progress,
+            )  # fmt: skip
+        except TooFewUnitsError as err:
+            skipped[impls] = not_computed(impls, err)
+            continue
         if study == "matched":
             rows = matched_rows(res.pairs, c.seed)
         else:
@@ -167,6 +167,7 @@ def run_study(
         "config": str(cfg.path) if cfg.path else None,
         "results": results,
         "mechanisms": mechanisms,
+        "not_computed": skipped,
         "min_member_acc": min((r["acc"] or 0.0) for r in members),
         **train_info,
         "compare_seconds": round(time.perf_counter() - t_compare, 1),
@@ -217,6 +218,7 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
         f"total {summary['total_seconds']:.0f} s. Lowest member accuracy {summary['min_member_acc']:.3f}."
     )
     lines += ["", *convergence_lines(summary.get("unconverged", []), "")]
+    lines += [f"- {why}" for why in summary.get("not_computed", {}).values()]
     for impls, res in summary["results"].items():
         lines += ["", f"## Co-implementations by {impls}", ""]
         lines += [f"![{impls}]({summary['experiment']}_{impls}.png)", ""]

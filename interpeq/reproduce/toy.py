@@ -32,11 +32,13 @@ from typing import Any
 import torch
 
 from interpeq.compare import compare_zoo, group_pairs
+from interpeq.equivalence.pairwise import TooFewUnitsError
 from interpeq.reproduce.common import (
     convergence_lines,
     group_matrix,
     machine,
     matrix_rows,
+    not_computed,
     open_report,
     train_zoo,
     write_csv,
@@ -190,20 +192,17 @@ def run_toy(
     c = cfg.compare
     results: dict[str, Any] = {}
     t_compare = time.perf_counter()
+    skipped: dict[str, str] = {}
     for k, impls in enumerate(c.impls):
-        res = compare_zoo(
-            zoo,
-            n_probes=c.n_probes,
-            m=c.m,
-            alpha=c.alpha,
-            seed=c.seed,
-            probes=c.probes,
-            units="chains",
-            impls=impls,
-            out_dir=report / f"equivalence-{impls}",
-            progress=progress,
-            reference=c.reference and k == 0,
-        )
+        try:
+            res = compare_zoo(
+                zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
+                units="chains", impls=impls, out_dir=report / f"equivalence-{impls}",
+                progress=progress, reference=c.reference and k == 0,
+            )  # fmt: skip
+        except TooFewUnitsError as err:
+            skipped[impls] = not_computed(impls, err)
+            continue
         forms = FORMS + (("reference_fraction",) if c.reference and k == 0 else ())
         for form in forms:
             key = f"{impls}/{form}"
@@ -250,6 +249,7 @@ def run_toy(
         "headline": f"{c.impls[0]}/{FORMS[0]}",
         "alpha": c.alpha,
         "results": results,
+        "not_computed": skipped,
         "paper": cfg.paper,
         "min_member_acc": min((r["acc"] or 0.0) for r in members),
         "min_chain_acc": min(r["e2e_acc"] for r in chains),
@@ -291,6 +291,7 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
     lines += convergence_lines(
         summary.get("unconverged", []), "(and every chain with such a stage)"
     )
+    lines += [f"- {why}" for why in summary.get("not_computed", {}).values()]
     for key, res in summary["results"].items():
         fam = res["family_means"]
         impls, form = res["impls"], res["form"]
