@@ -74,6 +74,7 @@ def train_zoo(
         "trained": len(members) - reused,
         "train_seconds": round(time.perf_counter() - start, 1),
         "unconverged": [m.id for m in zoo if not m.converged],
+        "retry": exp.retry.to_dict(),
     }
     return zoo, info
 
@@ -100,16 +101,25 @@ def member_rows(zoo: Zoo) -> list[dict[str, Any]]:
     return rows
 
 
-def convergence_lines(unconverged: Sequence[str], what: str) -> list[str]:
-    """The report's word on members that missed their thresholds: which, and what it did
-    to the result (``what``: e.g. "and every chain with such a stage")."""
+def convergence_lines(
+    unconverged: Sequence[str], what: str, retry: dict[str, Any] | None = None
+) -> list[str]:
+    """The report's word on members that missed their thresholds: which, what was tried
+    (``retry``, the zoo's ``retry:`` section) and what it did to the result (``what``:
+    e.g. "and every chain with such a stage")."""
     if not unconverged:
         return ["Every member met its thresholds (held-out acc / IIA / strict).", ""]
+    mode = (retry or {}).get("mode", "none")
+    tried = (
+        f"after `retry: {mode}` ({retry['steps']} steps, at most {retry['max_tries']} "
+        "tries each; the attempts are in each member's `member.json`)"
+        if mode != "none"
+        else "with no `retry:` (set it in the experiment's `zoo:` section to retrain them)"
+    )
     return [
         f"**{len(unconverged)} member(s) missed their thresholds** (held-out acc / IIA / "
-        f"strict; `converged: false`): {', '.join(unconverged)}. They {what} are left out "
-        "of the comparisons below; set `retry:` in the experiment's `zoo:` section to "
-        "retrain them, or compare with `--include-unconverged` to keep them.",
+        f"strict; `converged: false`) {tried}: {', '.join(unconverged)}. They {what} are "
+        "left out of the comparisons below; compare with `--include-unconverged` to keep them.",
         "",
     ]
 

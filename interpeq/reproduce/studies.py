@@ -217,7 +217,7 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
         f"training {summary['train_seconds']:.0f} s, comparison {summary['compare_seconds']:.0f} s, "
         f"total {summary['total_seconds']:.0f} s. Lowest member accuracy {summary['min_member_acc']:.3f}."
     )
-    lines += ["", *convergence_lines(summary.get("unconverged", []), "")]
+    lines += ["", *convergence_lines(summary.get("unconverged", []), "", summary.get("retry"))]
     lines += [f"- {why}" for why in summary.get("not_computed", {}).values()]
     for impls, res in summary["results"].items():
         lines += ["", f"## Co-implementations by {impls}", ""]

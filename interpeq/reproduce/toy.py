@@ -150,15 +150,27 @@ def checks(mat, labels: list[str], family_of: dict[str, str], fam: dict[str, Any
             if family_of[b] != family_of[a] and mat["n_pairs"][i, j] > 0
         ]
         diag = float(mat["mean"][i, i])
-        rows_ok[a] = bool(off) and diag == diag and diag > max(off)
+        # None: not measurable (no same-algorithm pair, e.g. < 2 converged chains)
+        rows_ok[a] = None if not off or diag != diag else diag > max(off)
+    measured = [ok for ok in rows_ok.values() if ok is not None]
     within, across = fam.get("within_sorting"), fam.get("across_families")
     gap = within - across if within is not None and across is not None else None
     return {
         "diagonal_above_other_family": rows_ok,
-        "all_rows": all(rows_ok.values()),
+        "all_rows": bool(measured) and all(measured),
+        "rows_measured": len(measured),
         "within_sorting_minus_across": gap,
         "gap_at_least_0.2": gap is not None and gap >= 0.2,
     }
+
+
+def row_checks(ch: dict[str, Any]) -> str:
+    """``algorithm_1 yes, algorithm_2 no, algorithm_4 not measurable, ...`` for the report."""
+    word = {True: "yes", False: "no", None: "not measurable (< 2 chains)"}
+    rows = ch["diagonal_above_other_family"]
+    return f"{sum(v is True for v in rows.values())} / {len(rows)} rows: " + ", ".join(
+        f"{a} {word[v]}" for a, v in rows.items()
+    )
 
 
 def run_toy(
@@ -289,7 +301,7 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
     )
     lines.append("")
     lines += convergence_lines(
-        summary.get("unconverged", []), "(and every chain with such a stage)"
+        summary.get("unconverged", []), "(and every chain with such a stage)", summary.get("retry")
     )
     lines += [f"- {why}" for why in summary.get("not_computed", {}).values()]
     for key, res in summary["results"].items():
@@ -321,7 +333,7 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
         lines += [
             "",
             "- every diagonal entry above every other-family entry of its row: "
-            f"**{'yes' if ch['all_rows'] else 'no'}** ({ch['diagonal_above_other_family']})",
+            f"**{'yes' if ch['all_rows'] else 'no'}** ({row_checks(ch)})",
             f"- within sorting minus across families = {gap_text} "
             f"(>= 0.2: **{'yes' if ch['gap_at_least_0.2'] else 'no'}**)",
             f"- rejected pairs: {res['n_rejected']} / {res['n_pairs']} (alpha {summary['alpha']}; "
