@@ -275,7 +275,8 @@ def group_matrix_plot(
     title: str = "mean congruity between groups",
 ) -> Path:
     """A group x group heatmap of mean congruity; each cell shows the mean and its
-    bootstrap CI; lines separate ``families`` (contiguous label runs)."""
+    bootstrap CI, a grey cell says "no pairs" (e.g. a group left with fewer than two
+    converged units); lines separate ``families`` (contiguous label runs)."""
     plt = _plt()
     mean = np.asarray(mean, dtype=float)
     k = len(labels)
@@ -286,6 +287,7 @@ def group_matrix_plot(
     for i in range(k):
         for j in range(k):
             if not np.isfinite(mean[i, j]):
+                ax.text(j, i, "no pairs", ha="center", va="center", fontsize=8, color="0.35")
                 continue
             color = "black" if mean[i, j] > 0.6 else "white"
             ax.text(

@@ -218,7 +218,7 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
         f"total {summary['total_seconds']:.0f} s. Lowest member accuracy {summary['min_member_acc']:.3f}."
     )
     lines += ["", *convergence_lines(summary.get("unconverged", []), "", summary.get("retry"))]
-    lines += [f"- {why}" for why in summary.get("not_computed", {}).values()]
+    lines += [f"- {why}\n" for why in summary.get("not_computed", {}).values()]
     for impls, res in summary["results"].items():
         lines += ["", f"## Co-implementations by {impls}", ""]
         lines += [f"![{impls}]({summary['experiment']}_{impls}.png)", ""]

@@ -303,7 +303,7 @@ def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[d
     lines += convergence_lines(
         summary.get("unconverged", []), "(and every chain with such a stage)", summary.get("retry")
     )
-    lines += [f"- {why}" for why in summary.get("not_computed", {}).values()]
+    lines += [f"- {why}\n" for why in summary.get("not_computed", {}).values()]
     for key, res in summary["results"].items():
         fam = res["family_means"]
         impls, form = res["impls"], res["form"]
