@@ -37,3 +37,26 @@ def test_useful_needs_two_separated_pairs_and_few_false_rejections():
 def test_a_reading_is_a_similarity_or_a_representation():
     assert reading_options("cka") == {"similarity": "cka"}
     assert reading_options("layer-2") == {"representation": "layer-2"}
+
+
+def test_group_matrix_cells_carry_the_decision(monkeypatch, tmp_path):
+    """The reproduce matrices colour by mean congruity; each cell also says how many of its
+    pairs the test rejected and frames the mostly-rejected ones, so a high congruity that
+    the test rejects (one direction far, the other close) does not read as equivalent."""
+    import numpy as np
+
+    from interpeq.report import plots
+
+    seen = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: seen.setdefault("fig", fig))
+    mean = np.array([[0.9, 0.93], [0.93, np.nan]])
+    plots.group_matrix_plot(
+        mean, mean - 0.1, mean + 0.05, ["a", "b"], tmp_path / "m.png",
+        rejection=np.array([[0.0, 1.0], [1.0, np.nan]]), n_pairs=np.array([[3, 1], [1, 0]]),
+    )  # fmt: skip
+    ax = seen["fig"].axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[0].endswith("rejected 0/3") and texts[1].endswith("rejected 1/1")
+    assert texts[3] == "no pairs"
+    frames = [p for p in ax.patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+    assert len(frames) == 2  # the two rejected cells, not the accepted diagonal

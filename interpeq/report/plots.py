@@ -273,10 +273,15 @@ def group_matrix_plot(
     *,
     families: Mapping[str, Sequence[str]] | None = None,
     title: str = "mean congruity between groups",
+    rejection: np.ndarray | None = None,
+    n_pairs: np.ndarray | None = None,
 ) -> Path:
     """A group x group heatmap of mean congruity; each cell shows the mean and its
     bootstrap CI, a grey cell says "no pairs" (e.g. a group left with fewer than two
-    converged units); lines separate ``families`` (contiguous label runs)."""
+    converged units); lines separate ``families`` (contiguous label runs). With
+    ``rejection`` and ``n_pairs`` (the test's rejection rate and pair count per cell)
+    each cell also says how many of its pairs the test rejected, and a red frame marks
+    the cells where most were: the decision, beside a congruity that averages it away."""
     plt = _plt()
     mean = np.asarray(mean, dtype=float)
     k = len(labels)
@@ -290,10 +295,17 @@ def group_matrix_plot(
                 ax.text(j, i, "no pairs", ha="center", va="center", fontsize=8, color="0.35")
                 continue
             color = "black" if mean[i, j] > 0.6 else "white"
+            text = f"{mean[i, j]:.2f}\n[{ci_low[i, j]:.2f}, {ci_high[i, j]:.2f}]"
+            if rejection is not None and n_pairs is not None:
+                n = int(n_pairs[i, j])
+                text += f"\nrejected {round(rejection[i, j] * n)}/{n}"
+                if rejection[i, j] > 0.5:
+                    frame = plt.Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, lw=2.5)
+                    ax.add_patch(frame).set_edgecolor("red")
             ax.text(
                 j,
                 i,
-                f"{mean[i, j]:.2f}\n[{ci_low[i, j]:.2f}, {ci_high[i, j]:.2f}]",
+                text,
                 ha="center",
                 va="center",
                 fontsize=8,
@@ -308,5 +320,7 @@ def group_matrix_plot(
                 ax.axhline(i - 0.5, color="white", lw=2.5)
                 ax.axvline(i - 0.5, color="white", lw=2.5)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean congruity")
-    ax.set_title(title)
+    if rejection is not None:
+        title += "\nred frame: most pairs rejected (not the same interpretation)"
+    ax.set_title(title, fontsize=10)
     return save_figure(fig, path)

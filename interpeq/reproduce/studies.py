@@ -141,6 +141,8 @@ def run_study(
             labels,
             report / f"{study}_{impls}.png",
             families=families,
+            rejection=mat["rejection_rate"],
+            n_pairs=mat["n_pairs"],
             title=f"{spec.name}: mean congruity between tasks\n(co-implementations by {impls})",
         )
         if study == "settings":

@@ -230,6 +230,8 @@ def run_toy(
                 labels,
                 report / f"{stem}.png",
                 families=families,
+                rejection=mat["rejection_rate"],
+                n_pairs=mat["n_pairs"],
                 title=f"{spec.name}: mean {form.replace('_', '-')} congruity between algorithms\n"
                 f"(co-implementations by {impls})",
             )
