@@ -20,8 +20,8 @@ def pairs(cross_reject_p, cross_reject_e, same_reject):
 def test_rows_count_controls_and_cross_pairs_per_matched_pair():
     rows = reading_rows("layer-1", "auto", pairs(3, 1, same_reject=True), MATCHED)
     assert [(r["pair"], r["cross_rejected"], r["cross_pairs"]) for r in rows] == [
-        ("p | p_sum", 3, 4),
-        ("e | e_minmax", 1, 4),
+        ("p vs p_sum", 3, 4),
+        ("e vs e_minmax", 1, 4),
     ]
     assert all(r["same_task_rejected"] == 1 and r["same_task_pairs"] == 4 for r in rows)
     assert rows[0]["similarity_same_task"] == 0.9 and rows[0]["similarity_cross"] == 0.5

@@ -182,7 +182,7 @@ def test_settings_and_matched_studies(tmp_path):
     # the mechanism study: the default reading and the two others, under both nulls
     report = tmp_path / "mat_t" / "report"
     mech = [
-        r for r in summary["mechanisms"]["rows"] if r["pair"].startswith("alternating_parity |")
+        r for r in summary["mechanisms"]["rows"] if r["pair"].startswith("alternating_parity vs")
     ]
     assert [(r["reading"], r["impls"]) for r in mech] == [
         (reading, impls)

@@ -60,7 +60,7 @@ def reading_rows(reading: str, impls: str, pairs: list[dict], matched: list) -> 
                 "impls": impls,
                 "same_task_rejected": sum(bool(r["reject"]) for r in same),
                 "same_task_pairs": len(same),
-                "pair": f"{a} | {b}",
+                "pair": f"{a} vs {b}",
                 "cross_rejected": sum(bool(r["reject"]) for r in cross),
                 "cross_pairs": len(cross),
                 "similarity_same_task": _mean(controls),
@@ -88,41 +88,56 @@ def useful_readings(rows: list[dict], max_false: int = 1) -> list[tuple[str, str
     return out
 
 
+def _counts(rows: list[dict], source: str, reading: str, label: str | None) -> tuple[int, int]:
+    """(rejected, pairs) of one bar: the same-task controls (``label`` None) or a pair."""
+    rs = [r for r in rows if r["impls"] == source and r["reading"] == reading]
+    if not rs:
+        return 0, 0
+    if label is None:
+        return rs[0]["same_task_rejected"], rs[0]["same_task_pairs"]
+    r = next(r for r in rs if r["pair"] == label)
+    return r["cross_rejected"], r["cross_pairs"]
+
+
 def mechanisms_plot(rows: list[dict], path: Path) -> Path:
     """Per null (one panel each) and reading: the rejection rate of same-task pairs (grey:
-    false rejections) beside each matched pair's cross pairs (colours: separation)."""
+    false rejections) beside each matched pair's cross pairs (colours: separation), each
+    bar labelled ``rejected/pairs`` so that a zero reads as measured, not missing."""
     from interpeq.report.plots import _plt, save_figure
 
     plt = _plt()
     impls = list(dict.fromkeys(r["impls"] for r in rows))
     readings = list(dict.fromkeys(r["reading"] for r in rows))
     pairs = list(dict.fromkeys(r["pair"] for r in rows))
-    fig, axes = plt.subplots(len(impls), 1, figsize=(1.3 * len(readings) + 3, 3.4 * len(impls)))
+    fig, axes = plt.subplots(len(impls), 1, figsize=(1.3 * len(readings) + 4, 3.4 * len(impls)))
     axes = [axes] if len(impls) == 1 else list(axes)
     width = 0.8 / (len(pairs) + 1)
     for ax, source in zip(axes, impls, strict=True):
-        for k, label in enumerate(["same-task pairs (false rejections)", *pairs]):
-            xs, ys = [], []
-            for x, reading in enumerate(readings):
-                rs = [r for r in rows if r["impls"] == source and r["reading"] == reading]
-                if not rs:
-                    continue
-                if k == 0:
-                    n, total = rs[0]["same_task_rejected"], rs[0]["same_task_pairs"]
-                else:
-                    r = next(r for r in rs if r["pair"] == label)
-                    n, total = r["cross_rejected"], r["cross_pairs"]
-                if total:
-                    xs.append(x + (k - (len(pairs) + 1) / 2 + 0.5) * width)
-                    ys.append(n / total)
-            colour = "0.6" if k == 0 else f"C{k - 1}"
-            ax.bar(xs, ys, width, color=colour, label=label if ax is axes[0] else None)
+        for k, label in enumerate([None, *pairs]):
+            counts = [_counts(rows, source, reading, label) for reading in readings]
+            xs = [x + (k - (len(pairs) + 1) / 2 + 0.5) * width for x in range(len(readings))]
+            kept = [(x, n, t) for x, (n, t) in zip(xs, counts, strict=True) if t]
+            name = "same-task pairs (false rejections)" if label is None else label
+            ax.bar(
+                [x for x, _, _ in kept], [n / t for _, n, t in kept], width,
+                color="0.6" if label is None else f"C{k - 1}",
+                label=name if ax is axes[0] and kept else None,
+            )  # fmt: skip
+            for x, n, t in kept:
+                ax.text(x, n / t + 0.02, f"{n}/{t}", ha="center", fontsize=6, rotation=90)
         ax.set_xticks(range(len(readings)), readings, rotation=15)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.25)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_ylabel("fraction of pairs rejected")
         ax.set_title(f"co-implementations by {source}", fontsize=10)
-    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle("mechanism study: rejections per reading of the models (alpha = 0.05)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for label in pairs:  # pairs with no bar still get a legend line saying why
+        name = f"{label} (no converged pairs)"
+        if label not in labels:
+            handles.append(plt.Rectangle((0, 0), 1, 1, fc="white", ec="0.6"))
+            labels.append(name)
+    axes[0].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("mechanism study: pairs rejected per reading of the models (alpha = 0.05)")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -139,7 +154,10 @@ def mechanisms_markdown(rows: list[dict], useful: list[tuple[str, str]]) -> list
     ]
     for key in dict.fromkeys((r["reading"], r["impls"]) for r in rows):
         rs = [r for r in rows if (r["reading"], r["impls"]) == key]
-        cells = [f"{r['cross_rejected']} / {r['cross_pairs']}" for r in rs]
+        cells = [
+            f"{r['cross_rejected']} / {r['cross_pairs']}" if r["cross_pairs"] else "no pairs"
+            for r in rs
+        ]
         sims = ", ".join(
             f"{r['similarity_same_task']:.3f} / {r['similarity_cross']:.3f}"
             for r in rs
