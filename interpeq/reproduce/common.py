@@ -118,7 +118,7 @@ def convergence_lines(
     )
     return [
         f"**{len(unconverged)} member(s) missed their thresholds** (held-out acc / IIA / "
-        f"strict; `converged: false`) {tried}: {', '.join(unconverged)}. They {what} are "
+        f"strict; `converged: false`) {tried}: {', '.join(unconverged)}. They{' ' + what if what else ''} are "
         "left out of the comparisons below; compare with `--include-unconverged` to keep them.",
         "",
     ]
