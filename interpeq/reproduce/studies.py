@@ -185,7 +185,8 @@ def run_study(
 
 
 def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
-    """Mean congruity (with CI) of same-task pairs per setting, one bar group per task."""
+    """Mean congruity (with CI) of same-task pairs per setting, one bar group per task,
+    each bar labelled with how many of its pairs the test rejected (the decision)."""
     from interpeq.report.plots import _plt, save_figure
 
     plt = _plt()
@@ -194,7 +195,7 @@ def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
     fig, ax = plt.subplots(figsize=(1.8 * len(tasks) + 3, 4))
     width = 0.8 / len(kinds)
     for k, kind in enumerate(kinds):
-        xs, ys, lo, hi = [], [], [], []
+        xs, ys, lo, hi, rejected = [], [], [], [], []
         for t, task in enumerate(tasks):
             r = next((r for r in rows if r["a"] == task and r["b"] == kind), None)
             if r:
@@ -202,12 +203,19 @@ def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
                 ys.append(r["mean_congruity"])
                 lo.append(r["mean_congruity"] - r["ci_low"])
                 hi.append(r["ci_high"] - r["mean_congruity"])
+                rejected.append(f"rej. {round(r['rejection_rate'] * r['n_pairs'])}/{r['n_pairs']}")
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=kind)
+        for x, y, up, text in zip(xs, ys, hi, rejected, strict=True):
+            ax.text(x, y + up + 0.02, text, ha="center", fontsize=6, rotation=90)
     ax.set_xticks(range(len(tasks)), tasks, rotation=15)
     ax.set_ylim(0, 1.2)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("mean congruity of same-task pairs")
-    ax.set_title(f"congruity within each zoo setting (co-implementations by {impls})")
+    ax.set_title(
+        f"congruity within each zoo setting (co-implementations by {impls})\n"
+        "above each bar: same-task pairs the test rejected",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, ncol=5, loc="upper center")
     return save_figure(fig, path)
 
