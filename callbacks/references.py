@@ -102,10 +102,7 @@ def _resolve_one(spec: Any, group: str | None, root: Path, keep: bool) -> list[R
                 f"reference zoo {spec['zoo']!r} does not exist (nor under {str(root)!r})"
             )
         zoo = Zoo.load(path)
-        return [
-            _from_member(m, group)
-            for m in _select(zoo, spec, str(spec), keep)
-        ]
+        return [_from_member(m, group) for m in _select(zoo, spec, str(spec), keep)]
     if isinstance(spec, (str, Path)):
         text = str(spec)
         selector: dict[str, str] = {}
@@ -123,10 +120,7 @@ def _resolve_one(spec: Any, group: str | None, root: Path, keep: bool) -> list[R
                 f"a zoo name under {str(root)!r} (optionally ':task=...,setting=...'), or a Member"
             )
         zoo = Zoo.load(zpath)
-        return [
-            _from_member(m, group)
-            for m in _select(zoo, selector, str(spec), keep)
-        ]
+        return [_from_member(m, group) for m in _select(zoo, selector, str(spec), keep)]
     if isinstance(spec, Sequence):
         return [r for s in spec for r in _resolve_one(s, group, root, keep)]
     raise ValueError(
