@@ -316,8 +316,8 @@ def _compute_block(
     m: int,
     seed: int,
     with_self: bool,
-    ridge=None,
     representation: str = "residual",
+    ridge=None,  # last: the Ray task wrapper fills in the device here
 ) -> list[Unit]:
     out = [compute_unit(u, tokens, m, seed, representation) for u in units]
     if with_self:
@@ -351,6 +351,6 @@ def compute_units_blocks(
     runner = _runner(launcher, workers, address, 0.0, progress)
     shared = runner.put(tokens)
     jobs = [
-        ([u], shared, m, seed, self_distances_too and m > 0, None, representation) for u in units
+        ([u], shared, m, seed, self_distances_too and m > 0, representation, None) for u in units
     ]
     return [c for block in runner.map(_compute_block, jobs, "representations") for c in block]

@@ -158,3 +158,14 @@ def test_compare_zoo_over_two_ray_workers_writes_the_same_files(local_ray, tmp_p
     assert one.summary["n_pairs"] == 15
     assert len({r["congruity"] for r in one.pairs}) > 3  # not a constant matrix
     assert (tmp_path / "two" / "matrix.png").stat().st_size > 0
+    # another reading travels to the Ray workers and gives the local numbers
+    read = ["--representation", "no-embedding", "--out"]
+    assert main([*args[:-6], *read, str(tmp_path / "three"), *args[-4:]]) == 0
+    local = compare_zoo(
+        zoo, out_dir=tmp_path / "four", n_probes=64, m=8, progress=False,
+        representation="no-embedding",
+    )  # fmt: skip
+    three = (tmp_path / "three" / "matrix.csv").read_bytes()
+    assert three == (tmp_path / "four" / "matrix.csv").read_bytes()
+    assert local.summary["representation"] == "no-embedding"
+    assert three != (tmp_path / "one" / "matrix.csv").read_bytes()
