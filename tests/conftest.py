@@ -44,3 +44,21 @@ def local_ray(request):
     )
     yield ray
     ray.shutdown()
+
+
+def tiny_zoo(root, name: str, tasks: list[str], seeds=(0, 1)):
+    """A zoo of tiny members trained 10 steps, every member counted as converged: the
+    comparison tests' common fixture (mechanics, not learning)."""
+    from interpeq.zoo import ZooSpec, run_zoo
+
+    spec = ZooSpec.from_dict(
+        {
+            "name": name,
+            "tasks": tasks,
+            "seeds": list(seeds),
+            "settings": ["D"],
+            "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
+            "train": {"max_steps": 10, "batch_size": 32, "val_every": 10, "val_size": 64},
+        }
+    )
+    return run_zoo(spec, root, progress=False, retry=EVERY_MEMBER_COUNTS)

@@ -8,27 +8,12 @@ import pytest
 
 from interpeq.compare import main
 from interpeq.compare.run import options_folder
+from tests.conftest import tiny_zoo
 
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory):
-    from interpeq.zoo import ZooSpec, run_zoo
-
-    spec = ZooSpec.from_dict(
-        {
-            "name": "outs",
-            "tasks": ["add_next"],
-            "seeds": [0, 1],
-            "settings": ["D"],
-            "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
-            "train": {"max_steps": 10, "batch_size": 32, "val_every": 10, "val_size": 64},
-        }
-    )
-    zoo = run_zoo(spec, tmp_path_factory.mktemp("root"), progress=False)
-    for member in zoo:  # too short to learn: mark usable so the comparison keeps them
-        path = member.path / "metrics.json"
-        path.write_text(json.dumps({**json.loads(path.read_text()), "converged": True}))
-    return zoo.path
+    return tiny_zoo(tmp_path_factory.mktemp("root"), "outs", ["add_next"]).path
 
 
 def test_option_folders_are_named_by_the_non_default_kind_options():

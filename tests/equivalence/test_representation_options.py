@@ -13,16 +13,13 @@ from interpeq.equivalence import (
     representation_options,
     representations,
 )
-from interpeq.models import MLP, AttnHead, HookedTransformer, HookedTransformerConfig
-
-CFG = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, init_std=0.3)
+from interpeq.models import MLP, AttnHead, HookedTransformer
+from tests.conftest import tiny_zoo
+from tests.equivalence.test_representations import CFG, probe_tokens
 
 
 def tokens(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    t = torch.randint(0, 11, (n, 10), generator=g)
-    t[:, 0] = 11
-    return t
+    return probe_tokens(n, seed)
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +70,7 @@ def test_bad_representations_are_one_clear_error(model, name, message):
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory):
-    from interpeq.zoo import ZooSpec, run_zoo
-
-    spec = ZooSpec.from_dict(
-        {
-            "name": "reads",
-            "tasks": ["add_next", "divide_by_max"],
-            "seeds": [0, 1],
-            "settings": ["D"],
-            "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
-            "train": {"max_steps": 10, "batch_size": 32, "val_every": 10, "val_size": 64},
-        }
-    )
-    zoo = run_zoo(spec, tmp_path_factory.mktemp("root"), progress=False)
-    for member in zoo:  # too short to learn: mark usable so the comparison keeps them
-        path = member.path / "metrics.json"
-        path.write_text(json.dumps({**json.loads(path.read_text()), "converged": True}))
-    return zoo.path
+    return tiny_zoo(tmp_path_factory.mktemp("root"), "reads", ["add_next", "divide_by_max"]).path
 
 
 def test_a_comparison_with_another_reading_keeps_its_own_folder(zoo_dir, capsys):
