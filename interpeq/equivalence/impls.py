@@ -7,8 +7,9 @@ inputs. Draw ``j``: every non-circuit component is included with probability
 ``p_include`` (redrawn while the subset is empty); the counterfactual source of probe
 row ``i`` is row ``perm_j[i]`` of ``tokens`` for a random permutation ``perm_j`` (i.e.
 resampled from the other probe inputs). All draws come from
-``torch.Generator().manual_seed(seed)``. The ``m * n`` patched forwards run batched,
-a different component subset per row (``patch_hooks(..., select=...)``).
+``torch.Generator().manual_seed(seed)``. The sources' activations come from one clean
+pass over the ``n`` probes; the ``m * n`` patched forwards run batched, a different
+component subset per row (``patch_hooks(..., select=...)``).
 
 ``circuit_patches`` does the same with *circuit* components (for :func:`selectivity`).
 The circuit is read from ``correspondence``: a sequence of components or any object
@@ -29,6 +30,11 @@ from interpeq.equivalence.representations import (
     resolve_layers,
 )
 from interpeq.models.components import Component, patch_hooks, required_hooks
+
+# Rows per patched forward on a CPU: a few thousand tokens keep each layer's activations
+# in cache (the elementwise ops, GELU and softmax, dominate there); measured 0.74 s vs
+# 0.87 s at 1024 rows for m=40 draws of 256 probes. Other devices keep 1024 rows.
+CPU_BATCH_ROWS = 256
 
 
 def circuit_of(correspondence) -> list[Component]:
@@ -66,7 +72,9 @@ def co_implementations(
     """``[m, n, D]`` representations of ``m`` non-circuit resample-patched variants.
 
     ``repr_opts`` (``layers``, ``positions``, ``apply_ln``, ``include_bos``,
-    ``batch_size``) mean what they mean in :func:`representations`.
+    ``batch_size``) mean what they mean in :func:`representations`; the default
+    ``batch_size`` is ``CPU_BATCH_ROWS`` rows on a CPU and 1024 elsewhere (the
+    numbers do not depend on it).
     """
     circuit = set(circuit_of(correspondence))
     model.check_components(list(circuit))
@@ -98,6 +106,21 @@ def circuit_patches(
     return _resampled(model, pool, tokens, m, seed, p_include, **repr_opts)
 
 
+def _clean_activations(model, tokens: Tensor, names: list[str], batch_size: int) -> dict:
+    """``{hook: [n, ...]}`` activations of the unpatched model on every probe row.
+
+    A draw's counterfactual source for probe ``i`` is probe ``perm[i]`` run through the
+    same model, so the sources of all ``m * n`` patched rows are rows of this one pass
+    over the ``n`` probes (indexed by each draw's permutation), not ``m * n`` forwards.
+    """
+    parts: dict[str, list[Tensor]] = {}
+    for lo in range(0, tokens.shape[0], batch_size):
+        _, cache = model.run_with_cache(tokens[lo : lo + batch_size], names_filter=names)
+        for name, act in cache.items():
+            parts.setdefault(name, []).append(act)
+    return {name: torch.cat(acts) for name, acts in parts.items()}
+
+
 @torch.no_grad()
 def _resampled(
     model,
@@ -111,9 +134,10 @@ def _resampled(
     positions: str | int = "mean",
     apply_ln: bool = True,
     include_bos: bool = False,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> Tensor:
     _check_tokens(tokens)
+    batch_size = batch_size or (CPU_BATCH_ROWS if tokens.device.type == "cpu" else 1024)
     if not isinstance(m, int) or isinstance(m, bool) or m < 1:
         raise ValueError(f"m must be a positive int, got {m!r}")
     if not 0 < p_include <= 1:
@@ -135,12 +159,13 @@ def _resampled(
     was_training = model.training
     model.eval()
     try:
+        clean = _clean_activations(model, tokens, required_hooks(pool), batch_size)
         outs = []
         for lo in range(0, m * n, batch_size):
             sl = slice(lo, lo + batch_size)
             base = tokens[probe[sl].to(device)]
-            source = tokens[src_rows[sl].to(device)]
-            _, src_cache = model.run_with_cache(source, names_filter=required_hooks(pool))
+            rows = src_rows[sl].to(device)
+            src_cache = {name: act[rows] for name, act in clean.items()}
             hooks = patch_hooks(src_cache, pool, masks[draw[sl]].to(device))
             with model.hooks(hooks):
                 _, cache = model.run_with_cache(base, names_filter=names)

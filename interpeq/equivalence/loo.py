@@ -16,6 +16,43 @@ import torch
 from torch import Tensor
 
 
+def factorise(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Thin ``(U, S, Vt)`` of the centred train rows ``x [ntr, D]``, numerically zero
+    directions (``S <= S_max * max(ntr, D) * eps``) dropped.
+
+    Where ``D <= ntr``, from the eigendecomposition of ``X^T X`` (2-3x cheaper than the
+    SVD) for the directions with ``lam >= 1e-4 lam_max``, where ``U = X V / S`` is
+    accurate to ``~eps * cond^2 <= 1e-12``. The weaker directions (representations are
+    float32 and often rank-deficient, so many sit at the ~1e-7 rounding floor) come
+    from the SVD of ``X`` restricted to them (``[ntr, k]``, cheaper than the whole),
+    orthogonalised against the strong ones. Where ``D > ntr`` (or no direction is strong), the SVD of ``X``.
+    """
+    if x.shape[1] <= x.shape[0]:
+        lam, v = torch.linalg.eigh(x.T @ x)  # ascending
+        n_weak = int((lam <= 1e-4 * lam[-1]).sum())
+        vb = v[:, n_weak:].flip(1)
+        sb = lam[n_weak:].flip(0).sqrt()
+        ub = (x @ vb) / sb
+        if n_weak == 0:
+            return ub, sb, vb.T
+        if n_weak < x.shape[1]:
+            xw = x @ v[:, :n_weak]
+            uw, sw, wh = torch.linalg.svd(xw - ub @ (ub.T @ xw), full_matrices=False)
+            u, s, vh = (
+                torch.cat([ub, uw], 1),
+                torch.cat([sb, sw]),
+                torch.cat([vb.T, wh @ v[:, :n_weak].T]),
+            )
+            return _drop_zero(u, s, vh, x.shape)
+    return _drop_zero(*torch.linalg.svd(x, full_matrices=False), x.shape)
+
+
+def _drop_zero(u: Tensor, s: Tensor, vh: Tensor, shape) -> tuple[Tensor, Tensor, Tensor]:
+    keep = s > s.max() * max(shape) * torch.finfo(s.dtype).eps
+    keep[s.argmax()] = True  # at least one direction
+    return u[:, keep], s[keep], vh[keep]
+
+
 def _loo_operators(u: Tensor, w: Tensor, f: Tensor, dtype: torch.dtype, buffer=None):
     """``(U, R, M)`` in ``dtype``: ``R[(i, k), a] = w_ia U_ik f_ka`` ``[ntr * r, A]`` and
     ``M[(k, l), a] = f_ka (U^T diag(w_a) U)_kl f_la`` ``[r * r, A]``. ``buffer(name,
@@ -83,12 +120,25 @@ def _mm64(a: Tensor, b: Tensor, block: int = 4096) -> Tensor:
     return parts.double().sum(0) + (a[:, cut:] @ b[cut:]).double()
 
 
+def _candidates(loo: Tensor, tol: Tensor) -> Tensor:
+    """``[T, A]``: the penalties that errors up to ``tol`` could make the minimum (the
+    current minimum included); every other penalty is provably not the argmin."""
+    best = loo.argmin(1, keepdim=True)
+    return loo - loo.gather(1, best) - tol - tol.gather(1, best) <= 0
+
+
 def _ambiguous(loo: Tensor, tol: Tensor) -> Tensor:
     """Rows whose argmin could change by errors up to ``tol`` (indices)."""
-    best = loo.argmin(1, keepdim=True)
-    gap = loo - loo.gather(1, best) - tol - tol.gather(1, best)
-    gap.scatter_(1, best, float("inf"))
-    return (gap <= 0).any(1).nonzero().flatten()
+    return (_candidates(loo, tol).sum(1) > 1).nonzero().flatten()
+
+
+def _loo_direct_among(u: Tensor, f: Tensor, h: Tensor, y: Tensor, keep: Tensor) -> Tensor:
+    """``[A]``: the exact LOO errors (:func:`_loo_direct`) at the penalties ``keep``,
+    ``inf`` at the others. Where a float32 pass left only a few candidates for one
+    target this is far cheaper than the float64 operators of the whole grid."""
+    out = torch.full((f.shape[1],), float("inf"), dtype=torch.float64, device=f.device)
+    out[keep] = _loo_direct(u, f[:, keep], h[:, keep], y, u.T @ y)
+    return out
 
 
 def _loo_direct(u: Tensor, f: Tensor, h: Tensor, y: Tensor, b: Tensor) -> Tensor:

@@ -57,9 +57,12 @@ from interpeq.equivalence.checks import (  # noqa: F401  (DEFAULT_ALPHAS re-expo
     split_indices,
 )
 from interpeq.equivalence.loo import (  # noqa: F401  (_mm64 re-exported for tests)
+    factorise,
     _ambiguous,
+    _candidates,
     _loo,
     _loo_direct,
+    _loo_direct_among,
     _loo_operators,
     _mm64,
 )
@@ -189,20 +192,8 @@ class RidgeEngine:
     def _factor(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(U [ntr, r], S [r], Vt [r, D], C [nte, r])``, C = centred test rows @ V."""
         if i not in self._factors:
-            x = self._xtr[i]
-            u = None
-            if x.shape[1] <= x.shape[0]:
-                # Eigendecomposition of the Gram matrix (2-3x cheaper than the SVD);
-                # accepted where U = X V / S is accurate to ~eps * cond(X)^2 <= 1e-12.
-                lam, v = torch.linalg.eigh(x.T @ x)
-                if lam[0] > 1e-4 * lam[-1]:
-                    s, vh = lam.flip(0).sqrt(), v.flip(1).T
-                    u, r = (x @ vh.T) / s, x.shape[1]
-            if u is None:
-                u, s, vh = torch.linalg.svd(x, full_matrices=False)
-                tol = s.max() * max(x.shape) * torch.finfo(s.dtype).eps
-                r = max(1, int((s > tol).sum()))
-                u, s, vh = u[:, :r], s[:r], vh[:r]
+            u, s, vh = factorise(self._xtr[i])
+            r = s.numel()
             self._factors[i] = (u, s, vh, self._xte[i] @ vh.T)
             if self._phi_f is None:
                 g, dev = self.gemm_dtype, self.device
@@ -275,7 +266,14 @@ class RidgeEngine:
             phi = self._phi(sl, fac)[:, :, :q]
             lmat = self._cross(i, idx, phi, op(0)[0], share if fac else ())
             loo, scale = _loo(*op(0)[1:], phi, lmat, self._ynorm[sl], w, self._buffer)
-            todo = _ambiguous(loo, tiers[0][1] * scale)
+            cand = _candidates(loo, tiers[0][1] * scale)
+            todo = (cand.sum(1) > 1).nonzero().flatten()
+            # few ambiguous targets with few candidate penalties: exact residuals at those
+            # (~(1 + k) D_t columns each) cost less than float64 operators (~r A columns)
+            if sum((1 + int(cand[t].sum())) * self._width[idx[t]] for t in todo) <= r * len(f.T):
+                for t in todo.tolist():
+                    loo[t] = _loo_direct_among(u, f, h, self._ytrain(idx[t]), cand[t])
+                todo = todo[:0]
             for tier in range(1, len(tiers)):
                 if len(todo) == 0:
                     break

@@ -94,3 +94,23 @@ def test_co_implementations_bad_input(model):
     with pytest.raises(ValueError, match="correspondence"):
         co_implementations(model, 3, tok)
     assert circuit_of(["L0H0", MLP(1)]) == CIRCUIT
+
+
+def test_co_implementations_match_per_draw_patching(model):
+    """The sources come from one clean pass over the probes: the same numbers as
+    patching each draw from a forward over its own permuted source rows."""
+    from interpeq.models.components import patch_hooks, required_hooks
+
+    tok = probe_tokens(24)
+    impls = co_implementations(model, CIRCUIT, tok, m=4, seed=3, batch_size=10)
+    pool = [c for c in model.components() if c not in set(CIRCUIT)]
+    gen = torch.Generator().manual_seed(3)
+    for j in range(4):
+        mask = torch.zeros(len(pool), dtype=torch.bool)
+        while not mask.any():
+            mask = torch.rand(len(pool), generator=gen) < 0.5
+        perm = torch.randperm(24, generator=gen)
+        _, src = model.run_with_cache(tok[perm], names_filter=required_hooks(pool))
+        with model.hooks(patch_hooks(src, pool, mask.expand(24, -1))):
+            expected = representations(model, tok)
+        assert torch.allclose(impls[j], expected, atol=1e-6)

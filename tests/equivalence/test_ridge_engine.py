@@ -99,3 +99,47 @@ def test_near_zero_r2_is_recomputed_in_float64():
     e64 = RidgeEngine(reprs, precision="double")
     e64._factor(0)
     assert float(exact) == pytest.approx(float(e64._r2_exact(0, 1, coef)), abs=1e-12)
+
+
+def test_gram_route_with_weak_directions():
+    """Float32 representations sit at a ~1e-7 rounding floor in many directions: the
+    Gram route keeps the strong directions and takes the weak ones from their own small
+    SVD; the factors are orthonormal and rebuild the rows."""
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(200, 8, generator=g)
+    x = torch.nn.functional.layer_norm(z @ torch.randn(8, 40, generator=g), (40,))  # rank 8
+    engine = RidgeEngine([x, z], precision="double")
+    u, s, vh, _ = engine._factor(0)
+    xtr = engine._xtr[0]
+    assert torch.allclose((u * s) @ vh, xtr, atol=1e-9 * xtr.abs().max())
+    assert torch.allclose(u.T @ u, torch.eye(s.numel(), dtype=u.dtype), atol=1e-6)
+    assert torch.allclose(s[:8], torch.linalg.svdvals(xtr)[:8], rtol=1e-10)
+    assert float(engine.scores([(0, 1)])) == pytest.approx(reference(x, z)[0], abs=1e-6)
+
+
+def test_few_candidate_penalties_are_resolved_exactly(monkeypatch):
+    """A source with one near-copy target (a co-implementation predicting its model):
+    float32 leaves a few candidate penalties, whose exact LOO errors choose the same
+    penalty as the all-float64 engine and sklearn."""
+    import interpeq.equivalence.ridge as ridge
+
+    g = torch.Generator().manual_seed(6)
+    base = torch.randn(230, 48, generator=g) @ torch.randn(48, 96, generator=g)
+    copies = [base + 1e-3 * torch.randn(230, 96, generator=g) for _ in range(6)]
+    used = []
+    monkeypatch.setattr(
+        ridge, "_loo_direct_among", lambda *a: used.append(1) or _direct_among(*a)
+    )
+    pairs = [(k, 0) for k in range(1, 7)]
+    s32, a32 = RidgeEngine([base, *copies]).scores(pairs, return_alphas=True)
+    assert used  # the float32 pass was ambiguous and the direct route decided
+    s64, a64 = RidgeEngine([base, *copies], precision="double").scores(pairs, return_alphas=True)
+    assert torch.equal(a32, a64) and (s32 - s64).abs().max() < 1e-6
+    for p, k in enumerate(range(1, 7)):
+        assert float(a64[p]) == pytest.approx(reference(copies[k - 1], base)[1])
+
+
+def _direct_among(*args):
+    from interpeq.equivalence.loo import _loo_direct_among
+
+    return _loo_direct_among(*args)
