@@ -57,7 +57,6 @@ from interpeq.equivalence.checks import (  # noqa: F401  (DEFAULT_ALPHAS re-expo
     split_indices,
 )
 from interpeq.equivalence.loo import (  # noqa: F401  (_mm64 re-exported for tests)
-    factorise,
     _ambiguous,
     _candidates,
     _loo,
@@ -65,6 +64,7 @@ from interpeq.equivalence.loo import (  # noqa: F401  (_mm64 re-exported for tes
     _loo_direct_among,
     _loo_operators,
     _mm64,
+    factorise,
 )
 
 
