@@ -127,9 +127,7 @@ def test_few_candidate_penalties_are_resolved_exactly(monkeypatch):
     base = torch.randn(230, 48, generator=g) @ torch.randn(48, 96, generator=g)
     copies = [base + 1e-3 * torch.randn(230, 96, generator=g) for _ in range(6)]
     used = []
-    monkeypatch.setattr(
-        ridge, "_loo_direct_among", lambda *a: used.append(1) or _direct_among(*a)
-    )
+    monkeypatch.setattr(ridge, "_loo_direct_among", lambda *a: used.append(1) or _direct_among(*a))
     pairs = [(k, 0) for k in range(1, 7)]
     s32, a32 = RidgeEngine([base, *copies]).scores(pairs, return_alphas=True)
     assert used  # the float32 pass was ambiguous and the direct route decided
