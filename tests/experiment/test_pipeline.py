@@ -282,6 +282,7 @@ def test_trainer_uses_the_best_device(tmp_path, monkeypatch):
 ALLOWED_CPU = {  # (file, why): the only "cpu" literals on training / comparison paths
     "training/fit.py",  # torch.load(map_location="cpu"): checkpoints are read to host memory
     "equivalence/ridge.py",  # a non-tensor input (a list) lives on the CPU
+    "equivalence/impls.py",  # reads the probes' device: smaller patch batches on a CPU
     "zoo/launchers.py",  # a Ray task with no GPU assigned stays on the CPU (fake GPU resources)
 }
 
