@@ -25,7 +25,8 @@ def factorise(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     accurate to ``~eps * cond^2 <= 1e-12``. The weaker directions (representations are
     float32 and often rank-deficient, so many sit at the ~1e-7 rounding floor) come
     from the SVD of ``X`` restricted to them (``[ntr, k]``, cheaper than the whole),
-    orthogonalised against the strong ones. Where ``D > ntr`` (or no direction is strong), the SVD of ``X``.
+    orthogonalised against the strong ones. Where ``D > ntr`` (or no direction is
+    strong), the SVD of ``X``.
     """
     if x.shape[1] <= x.shape[0]:
         lam, v = torch.linalg.eigh(x.T @ x)  # ascending
@@ -38,12 +39,8 @@ def factorise(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if n_weak < x.shape[1]:
             xw = x @ v[:, :n_weak]
             uw, sw, wh = torch.linalg.svd(xw - ub @ (ub.T @ xw), full_matrices=False)
-            u, s, vh = (
-                torch.cat([ub, uw], 1),
-                torch.cat([sb, sw]),
-                torch.cat([vb.T, wh @ v[:, :n_weak].T]),
-            )
-            return _drop_zero(u, s, vh, x.shape)
+            vh = torch.cat([vb.T, wh @ v[:, :n_weak].T])
+            return _drop_zero(torch.cat([ub, uw], 1), torch.cat([sb, sw]), vh, x.shape)
     return _drop_zero(*torch.linalg.svd(x, full_matrices=False), x.shape)
 
 

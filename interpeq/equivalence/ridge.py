@@ -266,14 +266,7 @@ class RidgeEngine:
             phi = self._phi(sl, fac)[:, :, :q]
             lmat = self._cross(i, idx, phi, op(0)[0], share if fac else ())
             loo, scale = _loo(*op(0)[1:], phi, lmat, self._ynorm[sl], w, self._buffer)
-            cand = _candidates(loo, tiers[0][1] * scale)
-            todo = (cand.sum(1) > 1).nonzero().flatten()
-            # few ambiguous targets with few candidate penalties: exact residuals at those
-            # (~(1 + k) D_t columns each) cost less than float64 operators (~r A columns)
-            if sum((1 + int(cand[t].sum())) * self._width[idx[t]] for t in todo) <= r * len(f.T):
-                for t in todo.tolist():
-                    loo[t] = _loo_direct_among(u, f, h, self._ytrain(idx[t]), cand[t])
-                todo = todo[:0]
+            todo = self._settle_few(u, f, h, idx, loo, _candidates(loo, tiers[0][1] * scale))
             for tier in range(1, len(tiers)):
                 if len(todo) == 0:
                     break
@@ -300,6 +293,19 @@ class RidgeEngine:
             out_s.append(r2.clamp_min(0).sqrt())
             out_a.append(self.alphas[best])
         return torch.cat(out_s), torch.cat(out_a)
+
+    def _settle_few(self, u, f, h, idx: list[int], loo: Tensor, cand: Tensor) -> Tensor:
+        """Rows of ``loo`` still ambiguous (indices) after the cheap exact route: when few
+        targets have few candidate penalties, their exact residuals at those (~(1 + k)
+        ``D_t`` columns each) cost less than the float64 operators (~``r A`` columns);
+        ``loo`` is updated in place. Otherwise nothing is settled here."""
+        todo = (cand.sum(1) > 1).nonzero().flatten().tolist()
+        cost = sum((1 + int(cand[t].sum())) * self._width[idx[t]] for t in todo)
+        if cost > u.shape[1] * f.shape[1]:
+            return torch.tensor(todo, dtype=torch.long, device=loo.device)
+        for t in todo:
+            loo[t] = _loo_direct_among(u, f, h, self._ytrain(idx[t]), cand[t])
+        return torch.empty(0, dtype=torch.long, device=loo.device)
 
     def _runs(self, targets: list[int]):
         """``(lo, hi, factorised)``: chunks of consecutive target indices of one kind."""
