@@ -32,9 +32,19 @@ a last row, keys ``equivalence_final/...``) and writes ``equivalence_curve.png``
 ``equivalence_curve.json`` into ``save_dir`` (default: the capture's folder), logging
 the plot as an image to W&B.
 
+**Beside training** (``background=True``, the default): that work reads a snapshot of
+each member taken at the capture, so a worker thread
+(:class:`~interpeq.callbacks.background.Jobs`) does it while training goes on; the
+results are logged from the training thread at the next batch, at the step they were
+captured (W&B's x-axis is ``trainer/global_step``), and all of them before training
+ends. The numbers are those of ``background=False`` (inline, training waits), bit for
+bit. A failed analysis stops training with an error naming the member and step; an
+interrupted run keeps (and logs) the captures already analysed and says how many were
+dropped.
+
 **DDP**: everything runs on **global rank 0 only**: the references' representations
 and co-implementations at ``setup``, the congruity at each capture (it works on the
-capture's records, which only rank 0 makes), the final summary, table and plot. None
+capture's records, which only rank 0 makes; its worker thread too), the final summary, table and plot. None
 of it is a collective (plain tensor maths and the loggers' own calls, which Lightning
 makes rank-zero-only; ``pl_module.log`` is never used, so no ``sync_dist`` reduction
 can be waited for inside a rank-0 branch), so other ranks never block on it. One
@@ -43,7 +53,9 @@ W&B run and one CSV file result. Logging never raises.
 
 from __future__ import annotations
 
+import copy
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,13 +63,20 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, model_configs
+from interpeq.callbacks.background import Jobs
+from interpeq.callbacks.capture import (
+    ActivationCapture,
+    CaptureRecord,
+    model_configs,
+    trained_models,
+)
 from interpeq.callbacks.references import Reference, resolve_references  # noqa: F401
 from interpeq.equivalence import (
     DEFAULT_M,
     ModelUnit,
     Unit,
     check_vocab,
+    co_implementations,
     compute_unit,
     group_summary,
     pairwise_congruity,
@@ -91,6 +110,7 @@ class EquivalenceTracker(Callback):
         plot: bool = True,
         root: str | Path = DEFAULT_ROOT,
         include_unconverged: bool = False,
+        background: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
@@ -118,7 +138,8 @@ class EquivalenceTracker(Callback):
         self.plot = plot
         self.ref_units: list = []
         self.history: dict[str, dict[str, list[dict[str, float]]]] = {}
-        self.seconds = 0.0
+        self.background = bool(background)
+        self.jobs = Jobs(background=self.background)
 
     # -- setup: find the capture, check and precompute the references ---------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -133,10 +154,11 @@ class EquivalenceTracker(Callback):
                 self._own_capture = True
         if self._own_capture:
             self.capture.setup(trainer, pl_module, stage)
-        self.capture.request_impls(self.m, self.seed)
         self.capture.add_listener(self._on_capture)
         tokens = self.capture.probes(pl_module)
         trained = [("the trained model", _Cfg(cfg)) for cfg in model_configs(pl_module)]
+        # two captures of every member may wait for the worker; then training waits
+        self.jobs = Jobs(background=self.background, max_pending=2 * len(trained))
         for group, refs in self.groups.items():
             for r in refs:
                 label = f"reference {r.id!r} (group {group!r}, task {r.task})"
@@ -165,6 +187,7 @@ class EquivalenceTracker(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._own_capture:
             self.capture.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._take(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._own_capture:
@@ -201,24 +224,73 @@ class EquivalenceTracker(Callback):
     def _on_capture(
         self, trainer: L.Trainer, pl_module: L.LightningModule, records: list[CaptureRecord]
     ) -> None:
-        import time
+        """Queue one job per member: its co-implementations and congruity at this step.
 
+        A job reads a snapshot of the member (a stacked module's members are unstacked
+        copies already; a single model is copied when the job runs beside training), so
+        training may go on while it runs."""
+        models, corrs, _ = trained_models(pl_module)
+        if self.background and models and models[0] is getattr(pl_module, "net", None):
+            models = [copy.deepcopy(m) for m in models]
+        tokens = self.capture.probes(pl_module)
+        for rec, model, corr in zip(records, models, corrs, strict=True):
+            name = f"equivalence tracking of {rec.member_id!r} at step {rec.step}"
+            self.jobs.submit(name, self._analyse, rec, model, corr, tokens, len(records))
+        self._take(trainer)
+
+    def _analyse(self, rec: CaptureRecord, model, corr, tokens, n_members: int):
+        device = next(model.parameters()).device
+        impls = co_implementations(
+            model, corr, tokens.to(device), self.m, self.seed, **self.capture.repr_kwargs
+        ).cpu()
+        full = CaptureRecord(rec.run_id, rec.member_id, rec.step, rec.epoch, rec.reprs, impls)
+        return rec.member_id, rec.step, n_members, self.evaluate(full)
+
+    def _take(self, trainer: L.Trainer, *, wait: bool = False) -> None:
+        """Record and log the finished jobs' results (from the training thread), each at
+        the step it was captured."""
+        while results := self.jobs.ready(wait=wait):
+            self._record(trainer, results)
+            if not wait:
+                break
+
+    def _record(self, trainer: L.Trainer, results: list) -> None:
         from interpeq.report import log_metrics
 
-        t0 = time.perf_counter()
-        metrics: dict[str, float] = {}
-        for rec in records:
-            if rec.impls is None:
-                continue
-            values = self.evaluate(rec)
-            curve = self.history.setdefault(rec.member_id, {})
-            prefix = self._prefix(rec.member_id, len(records))
+        for member, step, n_members, values in results:
+            curve = self.history.setdefault(member, {})
+            prefix = self._prefix(member, n_members)
+            metrics: dict[str, float] = {}
             for group, v in values.items():
-                curve.setdefault(group, []).append({"step": rec.step, **v})
+                curve.setdefault(group, []).append({"step": step, **v})
                 for k, x in v.items():
                     metrics[f"{prefix}{group}/{k}"] = float(x)
-        self.seconds += time.perf_counter() - t0
-        log_metrics(trainer.loggers, metrics, step=trainer.global_step)
+            log_metrics(trainer.loggers, metrics, step=step)
+
+    @property
+    def seconds(self) -> float:
+        """Time spent in the tracker's jobs (in the worker thread when ``background``)."""
+        return self.jobs.seconds
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exc) -> None:
+        """Keep the curve computed so far; drop the captures not yet analysed, saying so."""
+        dropped = self.jobs.cancel()
+        try:
+            self._take(trainer, wait=True)
+        except Exception as err:  # the training error is the one to raise
+            warnings.warn(f"equivalence tracking: {err}", RuntimeWarning, stacklevel=2)
+        self.jobs.close()
+        if dropped:
+            warnings.warn(
+                f"equivalence tracking: training stopped ({type(exc).__name__}); {dropped} "
+                "member capture(s) were not analysed (their representations are in the "
+                "captures folder)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.jobs.close()
 
     # -- the end --------------------------------------------------------------------
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -226,6 +298,8 @@ class EquivalenceTracker(Callback):
             self.capture.on_train_end(trainer, pl_module)
         else:
             self.capture.capture(trainer, pl_module)  # no-op when this step was captured
+        self._take(trainer, wait=True)
+        self.jobs.close()
         if not trainer.is_global_zero or not self.history:
             return
         from interpeq.report import equivalence_curves, log_image, log_summary, log_table

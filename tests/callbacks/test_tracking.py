@@ -169,3 +169,46 @@ def test_wandb_mode_offline_without_account(tmp_path, monkeypatch):
     assert wandb_mode() == "disabled"
     with pytest.raises(ValueError, match="unknown logger"):
         make_logger("tensorboard", run_name="x")
+
+
+def test_background_analysis_gives_the_inline_numbers(tmp_path, ref_zoo):
+    """The worker thread computes what the training thread would: the same curve to the
+    last bit, at the same steps, while the model it read kept training."""
+    curves = {}
+    for background in (True, False):
+        tracker = EquivalenceTracker(
+            refs_of(ref_zoo), every_n_steps=10, m=6, alpha=0.3, background=background
+        )
+        _fit(tmp_path / str(background), [tracker], steps=30)
+        curves[background] = tracker.history["run"]
+        assert tracker.jobs.pending == 0 and tracker.seconds > 0
+    assert [r["step"] for r in curves[True]["add_next"]] == [0, 10, 20, 30]
+    assert curves[True] == curves[False]
+
+
+def test_a_failed_analysis_stops_training_naming_member_and_step(tmp_path, monkeypatch, ref_zoo):
+    def broken(self, record):
+        if record.step == 10:
+            raise FloatingPointError("singular")
+        return {"add_next": {"congruity": 0.5}}
+
+    monkeypatch.setattr(EquivalenceTracker, "evaluate", broken)
+    tracker = EquivalenceTracker(refs_of(ref_zoo), every_n_steps=10, m=4, alpha=0.3)
+    with pytest.raises(RuntimeError, match="tracking of 'run' at step 10 failed: Floating"):
+        _fit(tmp_path, [tracker], steps=40)
+    assert [r["step"] for r in tracker.history["run"]["add_next"]] == [0]  # kept
+
+
+def test_an_interrupt_keeps_the_curve_analysed_so_far(tmp_path, ref_zoo):
+    from lightning.pytorch.callbacks import Callback
+
+    class StopAt(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 25:
+                raise ValueError("stop here")
+
+    tracker = EquivalenceTracker(refs_of(ref_zoo), every_n_steps=10, m=4, alpha=0.3)
+    with pytest.raises(ValueError, match="stop here"):
+        _fit(tmp_path, [tracker, StopAt()], steps=40)
+    assert [r["step"] for r in tracker.history["run"]["add_next"]] == [0, 10, 20]
+    assert tracker.jobs.pending == 0
