@@ -1,15 +1,18 @@
 """The experiment pipeline's costs, side by side in one run, on the same members and steps:
 
 1. stacked, no logger, no tracking (the baseline);
-2. stacked, with the equivalence tracker and one W&B run per member (offline);
-3. one member at a time (``stacked: false``), no logger, no tracking.
+2. stacked, with the equivalence tracker and one W&B run per member (offline), each
+   capture analysed beside training (``tracking.background: true``, the default);
+3. with ``--inline``: the same as 2 with the analysis in the training thread
+   (``background: false``), so the two ways are measured side by side;
+4. one member at a time (``stacked: false``), no logger, no tracking.
 
-Prints the overhead of tracking + W&B (2 vs 1; goal <= 10% on this CPU), the speed-up of
-stacking (3 vs 1), and how far each member's held-out accuracy / IIA / strict accuracy
-lies between 1 and 3 (goal <= 0.02: a member trained in a stack is the model it would be
+Prints the overhead of tracking + W&B (2 and 3 vs 1; goal <= 10% on this CPU), the
+speed-up of stacking (4 vs 1), and how far each member's held-out accuracy / IIA / strict accuracy
+lies between 1 and 4 (goal <= 0.02: a member trained in a stack is the model it would be
 alone).
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--members 8] [--steps 300] [--d-model 64]
+    .venv/bin/python benchmarks/bench_pipeline.py [--members 8] [--steps 300] [--d-model 64] [--inline]
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--every", type=int, default=150, help="capture interval")
     parser.add_argument("--no-alone", action="store_true", help="skip the one-at-a-time run")
+    parser.add_argument(
+        "--inline", action="store_true", help="also track with the analysis in the training thread"
+    )
     args = parser.parse_args()
     for name in ("lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -66,19 +72,28 @@ def main() -> None:
         f"seeds: {list(range(1, args.members // 2 + 1))}", "seeds: [0]"
     )
     run(root, refs, "refs")
-    track = (
-        f"logger: wandb\ntracking: {{references: ['{root / 'refs'}'], every_n_steps: {args.every},"
-        " include_unconverged: true}\n"
-    )
+
+    def track(background: bool) -> str:
+        return (
+            f"logger: wandb\ntracking: {{references: ['{root / 'refs'}'], every_n_steps: "
+            f"{args.every}, include_unconverged: true, background: {str(background).lower()}}}\n"
+        )
+
     t_plain, plain = run(root, zoo_text("plain", args, True), "plain")
-    t_track, _ = run(root, zoo_text("tracked", args, True, track), "tracked")
+    t_track, _ = run(root, zoo_text("tracked", args, True, track(True)), "tracked")
     print(
         f"{args.members} members, {args.steps} steps, d_model {args.d_model}, {torch.get_num_threads()} thread(s)"
     )
     print(f"stacked                          {t_plain:7.1f} s")
     print(
         f"stacked + tracking + W&B runs    {t_track:7.1f} s   overhead {t_track / t_plain - 1:+.1%} (goal <= +10%)"
+        "  [analysis beside training]"
     )
+    if args.inline:
+        t_inline, _ = run(root, zoo_text("inline", args, True, track(False)), "inline")
+        print(
+            f"  the same, analysis inline      {t_inline:7.1f} s   overhead {t_inline / t_plain - 1:+.1%}"
+        )
     if args.no_alone:
         return
     t_alone, alone = run(root, zoo_text("alone", args, False), "alone")

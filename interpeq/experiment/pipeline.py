@@ -165,6 +165,7 @@ def tracking_factory(
                 seed=t.seed,
                 one_sided=t.one_sided,
                 include_unconverged=t.include_unconverged,
+                background=t.background,
             )
         return [capture, tracker]
 

@@ -9,7 +9,8 @@
 * ``tracking:`` the equivalence tracker while members train: ``references`` (selectors
   of other zoos, ``"<zoo>:task=...,setting=...,seed=..."``, or of *this* zoo,
   ``"self:seed=0"``: those members train first and every other member is tracked
-  against them, grouped by task), ``every_n_steps``, ``n_probes``, ``m``, ``alpha``;
+  against them, grouped by task), ``every_n_steps``, ``n_probes``, ``m``, ``alpha``,
+  ``background`` (default true: each capture is analysed beside training);
 * ``compare:`` the comparison after training (``enabled`` plus the options of
   :func:`interpeq.compare.compare_zoo`); ``compare: true`` turns it on with defaults;
 * ``retry:`` thresholds a member must meet and what happens when it does not
@@ -42,6 +43,7 @@ TRACKING_KEYS = {
     "seed",
     "one_sided",
     "include_unconverged",
+    "background",
 }
 COMPARE_KEYS = {
     "enabled",
@@ -77,6 +79,7 @@ class TrackingSpec:
     seed: int = 0
     one_sided: bool = False
     include_unconverged: bool = False
+    background: bool = True  # analyse captures in a worker thread while training goes on
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,9 @@ def _tracking(data: Any) -> TrackingSpec | None:
     for name in ("every_n_steps", "n_probes", "m"):
         _positive_int(getattr(spec, name), f"tracking.{name}")
     _probability(spec.alpha, "tracking.alpha")
+    for name in ("one_sided", "include_unconverged", "background"):
+        if not isinstance(getattr(spec, name), bool):
+            raise ValueError(f"tracking.{name} must be true or false, got {getattr(spec, name)!r}")
     return spec
 
 
