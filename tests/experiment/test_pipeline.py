@@ -234,11 +234,13 @@ def test_print_config_and_bad_sections(tmp_path, capsys):
     assert zoo_main(["--config", str(config), "--print-config", "--set", "trainer.devices=1"]) == 0
     out = capsys.readouterr().out
     assert "accelerator: auto" in out and "devices: 1" in out and "self:seed=0" in out
+    assert "background: true" in out  # the tracker's analysis runs beside training
     for bad, match in (
         ("trainer: {max_step: 3}\n", "unknown trainer keys"),
         ("trainer: {max_steps: 3}\n", "unknown trainer keys"),
         ("logger: {kind: tensorboard}\n", "unknown logger"),
         ("tracking: {every_n_steps: 5}\n", "tracking needs 'references'"),
+        ("tracking: {references: [x], background: yes-please}\n", "tracking.background must be"),
         ("retry: {mode: again}\n", "unknown retry.mode"),
         ("compare: {alpha: 2}\n", "compare.alpha"),
     ):
