@@ -144,6 +144,9 @@ class ActivationCapture(Callback):
         self.repr_kwargs = dict(repr_kwargs or {})
         self.records: list[CaptureRecord] = []
         self.latest: list[CaptureRecord] = []
+        # the models of the latest capture, with their correspondences, for listeners
+        # (a stacked module's are unstacked copies; a single model is the live one)
+        self.latest_models: list[tuple[Any, Any]] = []
         self.listeners: list[
             Callable[[L.Trainer, L.LightningModule, list[CaptureRecord]], None]
         ] = []
@@ -249,6 +252,7 @@ class ActivationCapture(Callback):
                 ).cpu()
             new.append(CaptureRecord(run_id, mid, step, int(trainer.current_epoch), reprs, impls))
         self.latest = new
+        self.latest_models = list(zip(models, corrs, strict=True))
         self.records.extend(
             CaptureRecord(r.run_id, r.member_id, r.step, r.epoch, r.reprs) for r in new
         )

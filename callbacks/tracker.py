@@ -44,10 +44,11 @@ dropped.
 
 **DDP**: everything runs on **global rank 0 only**: the references' representations
 and co-implementations at ``setup``, the congruity at each capture (it works on the
-capture's records, which only rank 0 makes; its worker thread too), the final summary, table and plot. None
-of it is a collective (plain tensor maths and the loggers' own calls, which Lightning
-makes rank-zero-only; ``pl_module.log`` is never used, so no ``sync_dist`` reduction
-can be waited for inside a rank-0 branch), so other ranks never block on it. One
+capture's records, which only rank 0 makes; its worker thread too), the final
+summary, table and plot. None of it is a collective (plain tensor maths and the
+loggers' own calls, which Lightning makes rank-zero-only; ``pl_module.log`` is never
+used, so no ``sync_dist`` reduction can be waited for inside a rank-0 branch), so
+other ranks never block on it. One
 W&B run and one CSV file result. Logging never raises.
 """
 
@@ -64,12 +65,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from interpeq.callbacks.background import Jobs
-from interpeq.callbacks.capture import (
-    ActivationCapture,
-    CaptureRecord,
-    model_configs,
-    trained_models,
-)
+from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, model_configs
 from interpeq.callbacks.references import Reference, resolve_references  # noqa: F401
 from interpeq.equivalence import (
     DEFAULT_M,
@@ -229,11 +225,11 @@ class EquivalenceTracker(Callback):
         A job reads a snapshot of the member (a stacked module's members are unstacked
         copies already; a single model is copied when the job runs beside training), so
         training may go on while it runs."""
-        models, corrs, _ = trained_models(pl_module)
-        if self.background and models and models[0] is getattr(pl_module, "net", None):
-            models = [copy.deepcopy(m) for m in models]
+        models = self.capture.latest_models
+        if self.background and models and models[0][0] is getattr(pl_module, "net", None):
+            models = copy.deepcopy(models)
         tokens = self.capture.probes(pl_module)
-        for rec, model, corr in zip(records, models, corrs, strict=True):
+        for rec, (model, corr) in zip(records, models, strict=True):
             name = f"equivalence tracking of {rec.member_id!r} at step {rec.step}"
             self.jobs.submit(name, self._analyse, rec, model, corr, tokens, len(records))
         self._take(trainer)
