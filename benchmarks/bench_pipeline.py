@@ -12,7 +12,7 @@ speed-up of stacking (4 vs 1), and how far each member's held-out accuracy / IIA
 lies between 1 and 4 (goal <= 0.02: a member trained in a stack is the model it would be
 alone).
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--members 8] [--steps 300] [--d-model 64] [--inline]
+    .venv/bin/python benchmarks/bench_pipeline.py [--members 8] [--steps 300] [--d-model 64] [--inline] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -50,12 +50,59 @@ def run(root: Path, text: str, name: str) -> tuple[float, dict]:
     return time.perf_counter() - start, {m.id: m.metrics for m in zoo}
 
 
+def timed_rounds(
+    root: Path, args: argparse.Namespace, arms: dict[str, tuple[str, str | None]]
+) -> tuple[dict[str, list[float]], dict]:
+    """Each arm once per round; odd rounds run the arms in reverse (ABBA), so a drift of the
+    machine's speed that is linear in time adds as much to each arm and cancels in the ratio
+    of their sums. Zoo names differ per run; member seeds do not depend on them, so every
+    run trains the same models."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    plain: dict = {}
+    for r in range(args.repeats):
+        order = list(arms) if r % 2 == 0 else list(reversed(arms))
+        for name in order:
+            extra, _ = arms[name]
+            seconds, metrics = run(root, zoo_text(f"{name}-{r}", args, True, extra), f"{name}-{r}")
+            times[name].append(seconds)
+            plain = metrics if name == "stacked" else plain
+            print(f"  round {r}: {name:<8} {seconds:7.1f} s", flush=True)
+    return times, plain
+
+
+def report(times: dict[str, list[float]], arms: dict[str, tuple[str, str | None]]) -> None:
+    """Per arm: its total time and its overhead over the baseline, as the ratio of sums
+    (drift-cancelling under ABBA) and the spread of the per-round ratios."""
+    base = times["stacked"]
+    print(f"stacked                          {sum(base):7.1f} s  (rounds: {fmt(base)})")
+    for name, (_, how) in arms.items():
+        if name == "stacked":
+            continue
+        ratios = [t / b - 1 for t, b in zip(times[name], base, strict=True)]
+        print(
+            f"{'stacked + tracking + W&B runs' if name == 'tracked' else '  the same, inline':<32} "
+            f"{sum(times[name]):7.1f} s  (rounds: {fmt(times[name])})  overhead "
+            f"{sum(times[name]) / sum(base) - 1:+.1%} (per round {min(ratios):+.1%} .. "
+            f"{max(ratios):+.1%}; goal <= +10%)  [{how}]"
+        )
+
+
+def fmt(seconds: list[float]) -> str:
+    return ", ".join(f"{t:.1f}" for t in seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--every", type=int, default=150, help="capture interval")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of the timed arms (ABBA order); 2 cancels linear drift",
+    )
     parser.add_argument("--no-alone", action="store_true", help="skip the one-at-a-time run")
     parser.add_argument(
         "--inline", action="store_true", help="also track with the analysis in the training thread"
@@ -79,21 +126,15 @@ def main() -> None:
             f"{args.every}, include_unconverged: true, background: {str(background).lower()}}}\n"
         )
 
-    t_plain, plain = run(root, zoo_text("plain", args, True), "plain")
-    t_track, _ = run(root, zoo_text("tracked", args, True, track(True)), "tracked")
-    print(
-        f"{args.members} members, {args.steps} steps, d_model {args.d_model}, {torch.get_num_threads()} thread(s)"
-    )
-    print(f"stacked                          {t_plain:7.1f} s")
-    print(
-        f"stacked + tracking + W&B runs    {t_track:7.1f} s   overhead {t_track / t_plain - 1:+.1%} (goal <= +10%)"
-        "  [analysis beside training]"
-    )
+    arms = {"stacked": ("", None), "tracked": (track(True), "analysis beside training")}
     if args.inline:
-        t_inline, _ = run(root, zoo_text("inline", args, True, track(False)), "inline")
-        print(
-            f"  the same, analysis inline      {t_inline:7.1f} s   overhead {t_inline / t_plain - 1:+.1%}"
-        )
+        arms["inline"] = (track(False), "analysis in the training thread")
+    times, plain = timed_rounds(root, args, arms)
+    print(
+        f"{args.members} members, {args.steps} steps, d_model {args.d_model}, "
+        f"{torch.get_num_threads()} thread(s), {args.repeats} round(s), arms in ABBA order"
+    )
+    report(times, arms)
     if args.no_alone:
         return
     t_alone, alone = run(root, zoo_text("alone", args, False), "alone")
@@ -101,7 +142,7 @@ def main() -> None:
         k: max(abs(plain[m][k] - alone[m][k]) for m in plain) for k in ("acc", "iia", "strict_acc")
     }
     print(
-        f"one member at a time             {t_alone:7.1f} s   stacking speed-up {t_alone / t_plain:.2f}x"
+        f"one member at a time             {t_alone:7.1f} s   stacking speed-up {t_alone / (sum(times['stacked']) / len(times['stacked'])):.2f}x"
     )
     print(
         "largest held-out gap, stacked vs alone: "
