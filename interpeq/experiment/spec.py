@@ -160,6 +160,7 @@ class ExperimentSpec:
             "task_train": dict(z.task_train),
             "stacked": z.stacked,
             "max_stack": z.max_stack,
+            "compile": z.compile or False,
             "seed_namespace": z.seed_namespace,
         }
         logger = asdict(self.logger)

@@ -37,7 +37,7 @@ from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITSampler, _Stream
 from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for
-from interpeq.training.fused import component_masks, fused_siit_step
+from interpeq.training.fused import CompiledStep, component_masks, fused_siit_step
 from interpeq.training.siit import (
     METRICS,
     PARTS,
@@ -105,16 +105,26 @@ class StackedSIITModule(TrainClock, L.LightningModule):
     ``impl="fused"`` (default) runs :func:`interpeq.training.fused.fused_siit_step`
     (explicit batched matmuls over the member axis); ``impl="vmap"`` runs
     :func:`siit_forward` under ``torch.func.vmap`` of a ``functional_call`` (the
-    reference; both give the same losses to float rounding).
+    reference; both give the same losses to float rounding). ``compile_mode`` runs the
+    fused step under ``torch.compile`` in that mode (:class:`~interpeq.training.fused.CompiledStep`).
     """
 
     def __init__(
-        self, members: Sequence[Member], model: HookedTransformerConfig, impl: str = "fused"
+        self,
+        members: Sequence[Member],
+        model: HookedTransformerConfig,
+        impl: str = "fused",
+        compile_mode: str | None = None,
     ):
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLS}")
+        if compile_mode is not None and impl != "fused":
+            raise ValueError(
+                f"compile_mode needs impl='fused' (the vmap reference runs eagerly), got {impl!r}"
+            )
         self.impl = impl
+        self.fused_step = CompiledStep(compile_mode) if compile_mode else fused_siit_step
         self.tasks, self.corrs, self.trains, self.cfgs = _member_configs(members, model)
         self.train_cfg = self.trains[0]
         self.n_members = len(self.cfgs)
@@ -157,11 +167,14 @@ class StackedSIITModule(TrainClock, L.LightningModule):
     def _buffer_state(self) -> dict[str, Tensor]:
         return {name: getattr(self, f"buf{i}") for i, name in enumerate(self.buffer_names)}
 
-    def _step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _step(self, batch: dict[str, Tensor], eager: bool = False) -> dict[str, Tensor]:
+        """One SIIT forward of every member; ``eager`` skips the compiled step (validation
+        runs a few batches per interval: a second graph would cost more than it saves)."""
         if self.impl == "fused":
             params = dict(zip(self.names, self.stacked, strict=True))
             masks = (self.head_map, self.mlp_map)
-            return fused_siit_step(params, batch, self.arch, masks, self.weights)
+            step = fused_siit_step if eager else self.fused_step
+            return step(params, batch, self.arch, masks, self.weights)
         net = self.template[0]
         buffers = self._buffer_state()
 
@@ -216,7 +229,7 @@ class StackedSIITModule(TrainClock, L.LightningModule):
         self.log("stack/train_acc", acc.mean())
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        out = self._step(batch)
+        out = self._step(batch, eager=True)
         per_member = [accuracies(_index(out, m), _index(batch, m)) for m in range(self.n_members)]
         for metric in METRICS:
             for k, suffix in ((0, ""), (1, "_seq")):
@@ -324,6 +337,7 @@ def fit_stacked(
     logger: Any = False,
     callbacks: Sequence[Callback] = (),
     trainer_kwargs: dict[str, Any] | None = None,
+    compile_mode: str | None = None,
 ) -> list[FitResult]:
     """Train ``members`` (each ``(task, correspondence, train[, model_config])``) stacked.
 
@@ -333,9 +347,10 @@ def fit_stacked(
     weights are written as a ``fit_member``-style ``last.ckpt`` into
     ``member_dirs[m]`` (default ``ckpt_dir/member<m>``). Returns one
     :class:`FitResult` per member, with ordinary ``HookedTransformer`` models.
+    ``compile_mode`` compiles the fused step (``None``: eager).
     """
     ckpt_dir = Path(ckpt_dir)
-    module = StackedSIITModule(members, model)
+    module = StackedSIITModule(members, model, compile_mode=compile_mode)
     dirs = (
         [Path(d) for d in member_dirs]
         if member_dirs

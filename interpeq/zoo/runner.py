@@ -11,6 +11,7 @@ each member to its own run. ``interpeq zoo`` is :mod:`interpeq.zoo.cli`.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def run_zoo(
         trainer_kwargs=trainer_kwargs,
         retry=retry or RetrySpec(),
         progress=progress,
+        compile_mode=spec.compile,
     )
+    _say_what_compiles(spec, groups)
     total = len(members) if only is None else len([m for m in members if m.id in only])
     bar = tqdm(
         total=total,
@@ -96,3 +99,18 @@ def run_zoo(
         bar.update(len(group))
     bar.close()
     return Zoo.load(store.dir)
+
+
+def _say_what_compiles(spec: ZooSpec, groups: list[list[MemberSpec]]) -> None:
+    """``compile`` applies to the fused step of stacked groups; members that train alone
+    (``stacked: false``, an architecture no other member shares, a resumed member, a
+    retry) run the hooked model eagerly. Said once, with the count."""
+    alone = sum(len(g) for g in groups if len(g) == 1)
+    if spec.compile and alone:
+        warnings.warn(
+            f"compile: {spec.compile} compiles the fused step of stacked groups; {alone} "
+            f"member(s) of {spec.name} train alone (stacked: false, or no other member "
+            "shares their architecture) and run eagerly, as do retries",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -19,7 +19,9 @@ namespace is a constant unless ``seed_namespace`` sets it, not the zoo's name: a
 member is one model whatever zoo holds it (zoos trained when seeds derived from the
 name reproduce with ``seed_namespace: <that name>``). ``max_stack`` caps how many
 members train as one stacked model (default: by device, see
-:func:`interpeq.zoo.train.default_max_stack`).
+:func:`interpeq.zoo.train.default_max_stack`); ``compile`` (``false``, ``true`` or a
+``torch.compile`` mode) compiles a stacked group's fused step, which changes how fast a
+member trains, not what it is.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import yaml
 from interpeq.models import HookedTransformerConfig
 from interpeq.seeds import member_seed as stable_seed
 from interpeq.tasks.names import member_id, stage_name
+from interpeq.training.fused import compile_mode
 
 SETTINGS = {
     "D": "fixed architecture and correspondence, seed varies",
@@ -54,6 +57,7 @@ ZOO_KEYS = {
     "task_train",
     "stacked",
     "max_stack",
+    "compile",
     "seed_namespace",
 }
 # Sections of the same YAML that describe the rest of the experiment; read by
@@ -126,6 +130,7 @@ class ZooSpec:
     task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     stacked: bool = True
     max_stack: int | None = None
+    compile: str | None = None
     seed_namespace: str | None = None
 
     @property
@@ -200,6 +205,7 @@ class ZooSpec:
             isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1
         ):
             raise ValueError(f"'max_stack' must be a positive int, got {max_stack!r}")
+        compiled = compile_mode(data.get("compile"))
         namespace = data.get("seed_namespace")
         if namespace is not None and not isinstance(namespace, str):
             raise ValueError(f"'seed_namespace' must be a string, got {namespace!r}")
@@ -214,6 +220,7 @@ class ZooSpec:
             task_train=task_train,
             stacked=bool(data.get("stacked", True)),
             max_stack=max_stack,
+            compile=compiled,
             seed_namespace=namespace,
         )
         spec.base_model()  # validate early, before any training is spent

@@ -28,13 +28,15 @@ from interpeq.zoo.store import ZooStore
 class GroupRun:
     """How a group trains, besides its members: per-member loggers, the callbacks of a
     group (e.g. capture + equivalence tracker), Trainer arguments, the retry policy,
-    and a step-level progress bar."""
+    a step-level progress bar, and the ``torch.compile`` mode of a stacked group's
+    fused step (``None``: eager; a member alone trains the hooked model eagerly)."""
 
     logger_factory: Callable[[MemberSpec], Any] | None = None
     callbacks_factory: Callable[[list[MemberSpec]], Sequence] | None = None
     trainer_kwargs: dict[str, Any] | None = None
     retry: RetrySpec = field(default_factory=RetrySpec)
     progress: bool = False
+    compile_mode: str | None = None
 
 
 def default_max_stack() -> int:
@@ -87,7 +89,7 @@ def train_group(
         label = group[0].id if len(group) == 1 else f"{len(group)} stacked"
         callbacks.append(StepProgress(label, group[0].train.max_steps, len(group)))
     try:
-        results = _fit(group, store, loggers, callbacks, run.trainer_kwargs)
+        results = _fit(group, store, loggers, callbacks, run)
     finally:
         for lg in loggers:
             if lg and hasattr(lg, "finish"):
@@ -133,7 +135,7 @@ def _stack_dir(group: Sequence[MemberSpec], store: ZooStore) -> Path:
     return store.partial_dir / ("stack-" + hashlib.sha256(ids.encode()).hexdigest()[:12])
 
 
-def _fit(group, store: ZooStore, loggers: list, callbacks: list, trainer_kwargs) -> list:
+def _fit(group, store: ZooStore, loggers: list, callbacks: list, run: GroupRun) -> list:
     from interpeq.report.members import MemberLoggers
     from interpeq.training import fit_member
     from interpeq.training.stacked import fit_stacked
@@ -151,7 +153,7 @@ def _fit(group, store: ZooStore, loggers: list, callbacks: list, trainer_kwargs)
                 ckpt_dir=work,
                 logger=loggers[0],
                 callbacks=callbacks,
-                trainer_kwargs=trainer_kwargs,
+                trainer_kwargs=run.trainer_kwargs,
             )
         ]
     work = _stack_dir(group, store)
@@ -166,7 +168,8 @@ def _fit(group, store: ZooStore, loggers: list, callbacks: list, trainer_kwargs)
         member_dirs=[store.work_dir(m.id) for m in group],
         logger=logger,
         callbacks=callbacks,
-        trainer_kwargs=trainer_kwargs,
+        trainer_kwargs=run.trainer_kwargs,
+        compile_mode=run.compile_mode,
     )
 
 

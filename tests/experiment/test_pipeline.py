@@ -235,6 +235,12 @@ def test_print_config_and_bad_sections(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "accelerator: auto" in out and "devices: 1" in out and "self:seed=0" in out
     assert "background: true" in out  # the tracker's analysis runs beside training
+    assert "compile: false" in out  # the fused step runs eagerly unless asked
+    assert (
+        zoo_main(["--config", str(config), "--print-config", "--set", "compile=reduce-overhead"])
+        == 0
+    )
+    assert "compile: reduce-overhead" in capsys.readouterr().out
     for bad, match in (
         ("trainer: {max_step: 3}\n", "unknown trainer keys"),
         ("trainer: {max_steps: 3}\n", "unknown trainer keys"),
@@ -243,6 +249,7 @@ def test_print_config_and_bad_sections(tmp_path, capsys):
         ("tracking: {references: [x], background: yes-please}\n", "tracking.background must be"),
         ("retry: {mode: again}\n", "unknown retry.mode"),
         ("compare: {alpha: 2}\n", "compare.alpha"),
+        ("compile: turbo\n", "'compile' must be false, true or a torch.compile mode"),
     ):
         config = zoo_yaml(tmp_path, "tasks: [add_next]\n" + TINY + bad, "bad")
         assert zoo_main(["--config", str(config), "--print-config"]) == 2

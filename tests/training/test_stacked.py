@@ -1,5 +1,6 @@
 """Stacked training: same losses, logits and weights as training members one by one."""
 
+import pytest
 import torch
 from torch.func import functional_call, vmap
 
@@ -11,6 +12,7 @@ from interpeq.training import (
     sample_correspondence,
     siit_forward,
 )
+from interpeq.training.fused import CompiledStep, CompileFailed, fused_siit_step
 from interpeq.training.stacked import StackedSIITModule, fit_stacked
 
 from .conftest import TINY
@@ -102,3 +104,19 @@ def test_fit_stacked_equals_fit_member(tmp_path, tiny_train):
             results[m].model.state_dict().items(), loaded.model.state_dict().items(), strict=True
         ):
             assert torch.equal(p, q), n
+
+
+def test_compile_failure_is_one_line_naming_the_fix(tiny_train):
+    """A machine that cannot compile (here: a backend that fails, as inductor does without
+    a C compiler) gets one error that says how to train eagerly, not inductor's trace."""
+
+    def no_compiler(gm, example_inputs):
+        raise RuntimeError("no working C++ compiler found")
+
+    module = StackedSIITModule(members(tiny_train)[:2], TINY, compile_mode="default")
+    assert isinstance(module.fused_step, CompiledStep)
+    module.fused_step.fn = torch.compile(fused_siit_step, backend=no_compiler)
+    with pytest.raises(CompileFailed, match=r"no working C\+\+ compiler.*'compile: false'"):
+        module._step(module.train_batch(0))
+    with pytest.raises(ValueError, match="needs impl='fused'"):
+        StackedSIITModule(members(tiny_train)[:2], TINY, impl="vmap", compile_mode="default")
