@@ -40,12 +40,14 @@ def test_ctrl_c_mid_zoo_stops_cleanly_and_resumes_exactly_once(tmp_path):
     cmd += ["--root", str(root), "--no-progress"]
     env = {**os.environ, "WANDB_MODE": "disabled", "INTERPEQ_DEBUG": ""}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    second_ckpt = root / name / ".partial" / "add_next-D-s1" / "last.ckpt"
+    deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
-        if events.exists() and events.read_text().count('"started"') >= 2:
-            break  # the first member finished, the second is training
-        time.sleep(0.1)
-    time.sleep(0.3)
+        started = events.exists() and events.read_text().count('"started"') >= 2
+        if started and second_ckpt.is_file():
+            break  # the first member finished, the second has checkpointed and trains on
+        time.sleep(0.05)
+    time.sleep(0.2)
     assert proc.poll() is None, "the run ended before the signal; make the zoo slower"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -56,7 +58,7 @@ def test_ctrl_c_mid_zoo_stops_cleanly_and_resumes_exactly_once(tmp_path):
     assert "1 of 2 members finished" in lines[0] and "add_next-D-s1" in lines[0]
     assert "resume is exact" in err and "interpeq zoo --config " + str(config) in err
     assert finished_counts(events) == {"add_next-D-s0": 1}
-    assert (root / name / ".partial" / "add_next-D-s1" / "last.ckpt").is_file()
+    assert second_ckpt.is_file()
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
