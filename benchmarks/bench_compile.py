@@ -18,31 +18,31 @@ import argparse
 import time
 
 import torch
-from gpu_suite import stack_of, step_time, sync
+from _common import stack_of, step_time, sync
 from torch.utils.flop_counter import FlopCounterMode
 
 from interpeq.models import HookedTransformerConfig
 from interpeq.training.fused import CompiledStep
 
 
-def compare(n: int, modes: list[str], args, device: torch.device) -> None:
-    model = HookedTransformerConfig()
-    module, batches = stack_of(n, model, device, args.batch)
+def eager_reference(n: int, args, device: torch.device) -> tuple[float, float, torch.Tensor]:
+    """Eager seconds per step of ``n`` stacked default-size members, the step's GFLOP
+    (forward + backward) and the first batch's losses, which each mode must reproduce."""
+    module, batches = stack_of(n, HookedTransformerConfig(), device, args.batch)
     with torch.no_grad():
         want = module._step(batches[0])["loss"]
     with FlopCounterMode(display=False) as counter:
         module._step(batches[0])["loss"].sum().backward()
     module.zero_grad()
-    eager = step_time(module, batches, args.steps, device)
-    gflop = counter.get_total_flops() / 1e9
-    print(
-        f"{n:4d} member(s), batch {args.batch}: eager {eager * 1e3:8.1f} ms/step "
-        f"({gflop / eager:6.1f} GFLOP/s, {gflop:.2f} GFLOP/step)",
-        flush=True,
-    )
-    for mode in modes:
-        module, batches = stack_of(n, model, device, args.batch)  # the same initial weights
-        module.fused_step = CompiledStep(mode)
+    return step_time(module, batches, args.steps, device), counter.get_total_flops() / 1e9, want
+
+
+def time_mode(n: int, mode: str, want: torch.Tensor, args, device: torch.device):
+    """One compile mode from scratch on the same initial weights as the eager run:
+    (one-off compile seconds, steady seconds per step, losses equal eager's)."""
+    module, batches = stack_of(n, HookedTransformerConfig(), device, args.batch)
+    module.fused_step = CompiledStep(mode)
+    try:
         sync(device)
         start = time.perf_counter()
         out = module._step(batches[0])
@@ -51,14 +51,25 @@ def compare(n: int, modes: list[str], args, device: torch.device) -> None:
         first = time.perf_counter() - start
         module.zero_grad()
         same = torch.allclose(out["loss"].detach(), want, rtol=1e-4, atol=1e-5)
-        steady = step_time(module, batches, args.steps, device)
+        return first, step_time(module, batches, args.steps, device), same
+    finally:
+        torch._dynamo.reset()  # the next mode compiles from scratch
+
+
+def compare(n: int, modes: list[str], args, device: torch.device) -> None:
+    eager, gflop, want = eager_reference(n, args, device)
+    print(
+        f"{n:4d} member(s), batch {args.batch}: eager {eager * 1e3:8.1f} ms/step "
+        f"({gflop / eager:6.1f} GFLOP/s, {gflop:.2f} GFLOP/step)",
+        flush=True,
+    )
+    for mode in modes:
+        first, steady, same = time_mode(n, mode, want, args, device)
         print(
             f"      {mode:26s} compile {first:6.1f} s, {steady * 1e3:8.1f} ms/step: "
             f"{eager / steady:5.2f}x eager; losses equal eager: {same}",
             flush=True,
         )
-        torch._dynamo.reset()  # each mode compiles from scratch
-    del module, batches
 
 
 def main() -> None:

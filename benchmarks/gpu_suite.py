@@ -31,11 +31,9 @@ import time
 from pathlib import Path
 
 import torch
+from _common import stack_of, step_time, sync
 
 from interpeq.models import HookedTransformerConfig
-from interpeq.tasks import list_tasks
-from interpeq.training import TrainConfig, resolve_task, sample_correspondence
-from interpeq.training.stacked import StackedSIITModule, _stack
 
 ROWS: list[tuple[str, str]] = []
 
@@ -43,46 +41,6 @@ ROWS: list[tuple[str, str]] = []
 def report(name: str, value: str) -> None:
     ROWS.append((name, value))
     print(f"{name:44s} {value}", flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def stack_of(n: int, model: HookedTransformerConfig, device: torch.device, batch: int):
-    tasks = list_tasks(kind="task")
-    train = TrainConfig(batch_size=batch, max_steps=1000)
-    members = []
-    for m in range(n):
-        task = tasks[m % len(tasks)]
-        corr = sample_correspondence(resolve_task(task).task, model, seed=m)
-        members.append((task, corr, train.replace(seed=m)))
-    module = StackedSIITModule(members, model).to(device)
-    batches = [
-        _stack([{k: v.to(device) for k, v in s.train_batch(step).items()} for s in module.samplers])
-        for step in range(2)
-    ]
-    return module, batches
-
-
-def step_time(module, batches, steps: int, device: torch.device, step_fn=None) -> float:
-    """Seconds per optimiser step (median of ``steps`` after two warm-up steps)."""
-    opt = module.configure_optimizers()["optimizer"]
-    run = step_fn or module._step
-    times = []
-    for k in range(steps + 2):
-        sync(device)
-        start = time.perf_counter()
-        out = run(batches[k % len(batches)])
-        opt.zero_grad()
-        out["loss"].sum().backward()
-        module.on_before_optimizer_step(opt)
-        opt.step()
-        sync(device)
-        if k >= 2:
-            times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def bench_stacking(args, device: torch.device) -> None:
@@ -97,27 +55,26 @@ def bench_stacking(args, device: torch.device) -> None:
         report(f"{n} stacked vs one at a time", f"{n * t1 / tn:8.2f}x  ({tn * 1e3:.1f} ms/step)")
         del module, batches
     if device.type == "cuda" and not args.no_compile:
-        bench_compile(64, model, args, device)
+        bench_compile(64, args, device)
 
 
-def bench_compile(n: int, model, args, device: torch.device) -> None:
-    """The zoo YAML's ``compile:`` modes on the fused step of ``n`` stacked members."""
-    from interpeq.training.fused import CompiledStep
+def bench_compile(n: int, args, device: torch.device) -> None:
+    """The zoo YAML's ``compile:`` modes on the fused step of ``n`` stacked members
+    (``bench_compile.py`` measures; a mode that fails is reported, not fatal)."""
+    from bench_compile import eager_reference, time_mode
 
-    module, batches = stack_of(n, model, device, args.batch)
-    eager = step_time(module, batches, args.steps, device)
+    eager, _, want = eager_reference(n, args, device)
     for mode in ("default", "reduce-overhead"):
-        module, batches = stack_of(n, model, device, args.batch)
-        module.fused_step = CompiledStep(mode)
         try:
-            tc = step_time(module, batches, args.steps, device)
-            report(
-                f"{n} stacked: compile {mode} vs eager",
-                f"{eager / tc:8.2f}x  ({tc * 1e3:.1f} ms/step)",
-            )
+            first, steady, same = time_mode(n, mode, want, args, device)
         except Exception as err:  # noqa: BLE001 - report, do not stop the suite
             report(f"{n} stacked: compile {mode}", f"failed ({type(err).__name__}: {err})"[:120])
-        torch._dynamo.reset()
+            continue
+        report(
+            f"{n} stacked: compile {mode} vs eager",
+            f"{eager / steady:8.2f}x  ({steady * 1e3:.1f} ms/step, compile {first:.0f} s, "
+            f"losses equal eager: {same})",
+        )
 
 
 def bench_similarity(args, device: torch.device) -> None:

@@ -1,0 +1,56 @@
+"""What the step-time benchmarks share: a stack of default-size members on a device,
+and the median seconds per optimiser step (synchronised on CUDA, so a figure is the
+step's wall time and not the time to queue its kernels)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from interpeq.models import HookedTransformerConfig
+from interpeq.tasks import list_tasks
+from interpeq.training import TrainConfig, resolve_task, sample_correspondence
+from interpeq.training.stacked import StackedSIITModule, _stack
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def stack_of(n: int, model: HookedTransformerConfig, device: torch.device, batch: int):
+    """``n`` members (tasks in turn, member ``m`` seeded ``m``) stacked on ``device``,
+    and two stacked training batches to alternate between."""
+    tasks = list_tasks(kind="task")
+    train = TrainConfig(batch_size=batch, max_steps=1000)
+    members = []
+    for m in range(n):
+        task = tasks[m % len(tasks)]
+        corr = sample_correspondence(resolve_task(task).task, model, seed=m)
+        members.append((task, corr, train.replace(seed=m)))
+    module = StackedSIITModule(members, model).to(device)
+    batches = [
+        _stack([{k: v.to(device) for k, v in s.train_batch(step).items()} for s in module.samplers])
+        for step in range(2)
+    ]
+    return module, batches
+
+
+def step_time(module, batches, steps: int, device: torch.device, step_fn=None) -> float:
+    """Seconds per optimiser step (median of ``steps`` after two warm-up steps)."""
+    opt = module.configure_optimizers()["optimizer"]
+    run = step_fn or module._step
+    times = []
+    for k in range(steps + 2):
+        sync(device)
+        start = time.perf_counter()
+        out = run(batches[k % len(batches)])
+        opt.zero_grad()
+        out["loss"].sum().backward()
+        module.on_before_optimizer_step(opt)
+        opt.step()
+        sync(device)
+        if k >= 2:
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
