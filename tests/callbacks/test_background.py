@@ -44,12 +44,17 @@ def test_a_failure_names_its_job_and_earlier_results_are_kept():
 
 
 def test_cancel_drops_only_jobs_not_started():
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
+
+    def running() -> bool:
+        started.set()
+        return gate.wait(5)
+
     jobs = Jobs(max_pending=8)
-    jobs.submit("running", gate.wait, 5)
+    jobs.submit("running", running)
     for k in range(3):
         jobs.submit(f"queued {k}", lambda: "never")
-    time.sleep(0.05)
+    assert started.wait(5)  # the first job is running (however loaded the machine)
     assert jobs.cancel() == 3
     gate.set()
     assert jobs.ready(wait=True) == [True]
