@@ -82,8 +82,7 @@ def congruity_heatmap(
         squeeze=False,
     )
     ax = axes[0, 0]
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     _separators(ax, rs, cs)
     if matrix.size <= 400:  # values readable up to 20 x 20
@@ -286,8 +285,7 @@ def group_matrix_plot(
     mean = np.asarray(mean, dtype=float)
     k = len(labels)
     fig, ax = plt.subplots(figsize=(1.3 * k + 2.5, 1.1 * k + 1.5))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(mean), vmin=0, vmax=1, cmap=cmap)
     for i in range(k):
         for j in range(k):
