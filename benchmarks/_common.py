@@ -19,9 +19,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def stack_of(n: int, model: HookedTransformerConfig, device: torch.device, batch: int):
-    """``n`` members (tasks in turn, member ``m`` seeded ``m``) stacked on ``device``,
-    and two stacked training batches to alternate between."""
+def members_of(n: int, model: HookedTransformerConfig, batch: int) -> list[tuple]:
+    """``n`` members ``(task, correspondence, train)``: the tasks in turn, member ``m``
+    seeded ``m`` (its correspondence too), so every benchmark times the same members."""
     tasks = list_tasks(kind="task")
     train = TrainConfig(batch_size=batch, max_steps=1000)
     members = []
@@ -29,7 +29,13 @@ def stack_of(n: int, model: HookedTransformerConfig, device: torch.device, batch
         task = tasks[m % len(tasks)]
         corr = sample_correspondence(resolve_task(task).task, model, seed=m)
         members.append((task, corr, train.replace(seed=m)))
-    module = StackedSIITModule(members, model).to(device)
+    return members
+
+
+def stack_of(n: int, model: HookedTransformerConfig, device: torch.device, batch: int):
+    """:func:`members_of` stacked on ``device``, and two stacked training batches to
+    alternate between."""
+    module = StackedSIITModule(members_of(n, model, batch), model).to(device)
     batches = [
         _stack([{k: v.to(device) for k, v in s.train_batch(step).items()} for s in module.samplers])
         for step in range(2)

@@ -65,7 +65,8 @@ def timed_rounds(
             extra, _ = arms[name]
             seconds, metrics = run(root, zoo_text(f"{name}-{r}", args, True, extra), f"{name}-{r}")
             times[name].append(seconds)
-            plain = metrics if name == "stacked" else plain
+            if name == "stacked":
+                plain = metrics  # the stacked members, compared with alone below
             print(f"  round {r}: {name:<8} {seconds:7.1f} s", flush=True)
     return times, plain
 

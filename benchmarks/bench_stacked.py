@@ -28,11 +28,11 @@ import argparse
 import time
 
 import torch
+from _common import members_of, sync
 from torch.utils.flop_counter import FlopCounterMode
 
 from interpeq.models import HookedTransformerConfig
-from interpeq.tasks import list_tasks
-from interpeq.training import SIITModule, TrainConfig, resolve_task, sample_correspondence
+from interpeq.training import SIITModule
 from interpeq.training.stacked import StackedSIITModule, _stack
 
 
@@ -43,26 +43,17 @@ def matmul_rate(m: int, rows: int, d_in: int, d_out: int, device: torch.device) 
     for _ in range(3):
         torch.bmm(a, w)
     reps = 20
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     start = time.perf_counter()
     for _ in range(reps):
         torch.bmm(a, w)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     return 2 * m * rows * d_in * d_out * reps / (time.perf_counter() - start) / 1e9
 
 
 def bench(args, batch_size: int, device: torch.device) -> dict[str, float]:
     model = HookedTransformerConfig()
-    train = TrainConfig(batch_size=batch_size, max_steps=1000)
-    tasks = list_tasks(kind="task")
-    members = []
-    for m in range(args.members):
-        task = tasks[m % len(tasks)]
-        corr = sample_correspondence(resolve_task(task).task, model, seed=m)
-        members.append((task, corr, train.replace(seed=m)))
-
+    members = members_of(args.members, model, batch_size)
     stacked = StackedSIITModule(members, model).to(device)
     stacked_vmap = StackedSIITModule(members, model, impl="vmap").to(device)
     batches = [
@@ -79,10 +70,6 @@ def bench(args, batch_size: int, device: torch.device) -> dict[str, float]:
         single.impl = "hooks"  # the reference path (SIITModule's default is the fused step)
     ones = [StackedSIITModule([mem], model).to(device) for mem in members]
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     def train_loop(module, get_batch) -> tuple[float, list[float]]:
         opt = module.configure_optimizers()["optimizer"]
         first: list[float] = []
@@ -97,10 +84,10 @@ def bench(args, batch_size: int, device: torch.device) -> dict[str, float]:
         return first
 
     def timed(fn) -> tuple[float, list[float]]:
-        sync()
+        sync(device)
         start = time.perf_counter()
         first = fn()
-        sync()
+        sync(device)
         return time.perf_counter() - start, first
 
     def seq_hooks() -> list[float]:
