@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from interpeq.equivalence.checks import check_representation
+from interpeq.equivalence.nulls import decision, min_p_value
 from interpeq.equivalence.similarity import SIMILARITY_METHODS as METHODS  # noqa: F401
 from interpeq.equivalence.similarity import pair_scores
 
@@ -51,6 +52,8 @@ class CongruityResult:
     d_a_impls: tuple[float, ...]
     d_b_impls: tuple[float, ...]
     one_sided: bool = False
+    min_p_value: float = 0.0  # the smallest p-value these nulls can give
+    decision: str = ""  # "rejected", "equivalent" or "undecidable" (min_p_value > alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,9 +66,12 @@ class GroupSummary:
     mean_congruity: float
     ci_low: float
     ci_high: float
-    rejection_rate: float
+    rejection_rate: float  # rejected / decidable pairs (NaN when none is decidable)
     n_pairs: int
     ci: float
+    n_rejected: int = 0
+    n_equivalent: int = 0  # decidable and not rejected
+    n_undecidable: int = 0  # the nulls could not have rejected (min_p_value > alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,23 +155,32 @@ def congruity(
 
 
 def _decide(d_ab: Tensor, d_a: Tensor, d_b: Tensor, *, alpha: float, one_sided: bool):
+    """The rank test of one pair from each direction's null distances (a direction may
+    have none: it cannot reject, ``p = 1``; with neither, congruity is NaN)."""
+    # [m] host float64 whatever device each side's draws were computed on
+    d_ab, d_a, d_b = (torch.as_tensor(x).detach().double().cpu() for x in (d_ab, d_a, d_b))
     m = len(d_a)  # the two directions may have different counts (co-implementations by training)
-    p = float(torch.cat([d_a <= d_ab, d_b <= d_ab]).double().mean())
+    hits = torch.cat([d_a <= d_ab, d_b <= d_ab]).double()
+    p = float(hits.mean()) if len(hits) else math.nan
     cong = min(1.0, 2 * (1 - p)) if one_sided else 1 - abs(2 * p - 1)
-    p_a = (1 + int((d_a >= d_ab).sum())) / (m + 1)
-    p_b = (1 + int((d_b >= d_ab).sum())) / (len(d_b) + 1)
+    p_a = (1 + int((d_a >= d_ab).sum())) / (m + 1) if m else 1.0
+    p_b = (1 + int((d_b >= d_ab).sum())) / (len(d_b) + 1) if len(d_b) else 1.0
     p_value = min(1.0, 2 * min(p_a, p_b))
+    lowest = min_p_value([m, len(d_b)])
+    verdict = decision(p_value, lowest, alpha)
     return CongruityResult(
         congruity=float(cong),
         p=p,
         p_value=p_value,
-        reject=p_value <= alpha,
+        reject=verdict == "rejected",
         alpha=float(alpha),
         m=m,
         d_ab=float(d_ab),
         d_a_impls=tuple(float(x) for x in d_a),
         d_b_impls=tuple(float(x) for x in d_b),
         one_sided=one_sided,
+        min_p_value=lowest,
+        decision=verdict,
     )
 
 
@@ -193,14 +208,30 @@ def group_summary(
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot!r}")
+    verdicts = [_verdict(r) for r in results]
+    n_rej, n_und = verdicts.count("rejected"), verdicts.count("undecidable")
+    n_dec = len(verdicts) - n_und
     c = torch.tensor([_field(r, "congruity") for r in results], dtype=torch.float64)
-    rej = torch.tensor([_field(r, "reject") for r in results], dtype=torch.float64)
-    gen = torch.Generator().manual_seed(int(seed))
-    idx = torch.randint(0, len(c), (n_boot, len(c)), generator=gen)
-    boot = c[idx].mean(1)
-    q = torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=torch.float64)
-    lo, hi = torch.quantile(boot, q).tolist()
-    return GroupSummary(float(c.mean()), lo, hi, float(rej.mean()), len(c), float(ci))
+    c = c[~c.isnan()]
+    if len(c):
+        gen = torch.Generator().manual_seed(int(seed))
+        idx = torch.randint(0, len(c), (n_boot, len(c)), generator=gen)
+        boot = c[idx].mean(1)
+        q = torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=torch.float64)
+        lo, hi = torch.quantile(boot, q).tolist()
+        mean = float(c.mean())
+    else:
+        mean = lo = hi = math.nan
+    rate = n_rej / n_dec if n_dec else math.nan
+    return GroupSummary(mean, lo, hi, rate, len(results), float(ci), n_rej, n_dec - n_rej, n_und)
+
+
+def _verdict(r: Any) -> str:
+    """A result's decision (results without one: from ``reject``)."""
+    d = r.get("decision") if isinstance(r, dict) else getattr(r, "decision", "")
+    if d:
+        return d
+    return "rejected" if _field(r, "reject") else "equivalent"
 
 
 def selectivity(

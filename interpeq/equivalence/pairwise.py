@@ -19,11 +19,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interpeq.equivalence.congruity import _decide, group_summary
+from interpeq.equivalence.nulls import MIN_MEMBERS, calibrated_draws, members_needed
 from interpeq.equivalence.similarity import pair_scores
 from interpeq.equivalence.units import Unit
 
 IMPL_SOURCES = ("intervention", "training", "auto")
-NARROW_RATIO = 0.5  # draws nearer than this fraction of the between-member distance: narrow
+NARROW_RATIO = 1.0  # draws nearer than the between-member distance: the raw null is narrow
 OWN_DRAWS = ("intervention", "auto")  # the sources that need each unit's own draws
 
 
@@ -62,7 +63,7 @@ def pairwise_congruity(
     alpha: float = 0.05,
     seed: int = 0,
     one_sided: bool = False,
-    impls: str = "intervention",
+    impls: str = "auto",
     progress: bool = False,
     cross: Callable[..., Tensor] | None = None,
     **ridge: Any,
@@ -74,14 +75,16 @@ def pairwise_congruity(
 
     ``impls`` says where the co-implementations of each side come from (SPEC section 4):
 
-    * ``"intervention"`` (default): the unit's own resample-patched copies
-      (``Unit.impls``, ``m`` per unit);
-    * ``"auto"``: per group, the intervention draws unless they are too narrow (their
-      median distance below ``NARROW_RATIO`` of the median distance between the group's
-      members, :mod:`interpeq.equivalence.groups`), then the group's other members; each
-      direction keeps a valid p-value, so their Bonferroni combination stays valid, and
-      a pair whose other side has a normal null can still be rejected through it. What
-      ``interpeq compare`` does by default;
+    * ``"intervention"``: the unit's own
+      resample-patched copies (``Unit.impls``, ``m`` per unit), as they are: valid only
+      where they move a model at least as far as retraining does;
+    * ``"auto"`` (the default, everywhere a decision is made): the calibrated null of
+      :mod:`interpeq.equivalence.nulls`, each unit's draws rescaled to the spread
+      between its group's members (the pair left out). Valid whatever the draws'
+      width relative to retraining, under the assumptions stated there; a group with
+      fewer than ``MIN_MEMBERS`` units has no calibrated null, so its directions cannot
+      reject (``null_a`` / ``null_b``: ``"none"``) and a pair with neither side
+      calibrated is ``"undecidable"``;
     * ``"training"``: the other units of the same group (same interpretation), leaving
       out the two units of the pair. When the group's members are trained the same way
       (one zoo setting, other seeds) ``d(a, b)`` is exchangeable with these distances
@@ -103,6 +106,11 @@ def pairwise_congruity(
         for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
             self_distances(units[i], seed=seed, **ridge)
     peers = _group_peers(units, used) if impls != "intervention" else {}
+    if impls == "auto":  # the calibration needs every member of a unit's group
+        groups = {units[i].group for i in used}
+        for u in units:
+            if u.group in groups and u.self_d is None:
+                self_distances(u, seed=seed, **ridge)
     if impls == "training":
         small = sorted({units[i].group for i in used if len(peers[i]) < 2})
         if small:
@@ -112,26 +120,39 @@ def pairwise_congruity(
                 f"impls='intervention'"
             )
     peer_pairs = sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
+    if impls == "auto":  # every pair of members of a used unit's group
+        peer_pairs = sorted(
+            {
+                (min(k, q), max(k, q))
+                for i in used
+                for k in [i, *peers[i]]
+                for q in peers[i]
+                if k != q
+            }
+        )
     every = list(dict.fromkeys([*pairs, *peer_pairs]))
     sims = (cross or cross_similarities)(units, every, seed=seed, **ridge)
     sim = {}
     for (i, j), s in zip(every, sims.tolist(), strict=True):
         sim[i, j] = sim[j, i] = s
-    null_of = _null_sources(units, used, peers, sim, impls)
+    null_of = _null_sources(units, used, peers, impls)
     out = []
     for i, j in pairs:
         a, b, s = units[i], units[j], sim[i, j]
         d_ab = torch.tensor(1 - s, dtype=torch.float64)
         d_a, d_b = (
-            _null_distances(u, k, other, peers, sim, null_of[k])
-            for u, k, other in ((a, i, j), (b, j, i))
+            _null_distances(units, k, other, peers, sim, null_of[k])
+            for k, other in ((i, j), (j, i))
         )
         row = {"a": a.id, "b": b.id, "group_a": a.group, "group_b": b.group, "similarity": s}
+        row.update(null_a=null_of[i], null_b=null_of[j])
         if identical(a, b):
             row.update(_identical_row(alpha, d_a, one_sided))
         else:
             row.update(_decide(d_ab, d_a, d_b, alpha=alpha, one_sided=one_sided).to_dict())
-            row.update(identical=False, null_a=null_of[i], null_b=null_of[j])
+            row["identical"] = False
+        if row["decision"] == "undecidable":
+            row["members_needed"] = members_needed(impls, alpha, len(units[i].impls))
         out.append(row)
     return out
 
@@ -148,7 +169,7 @@ def _identical_row(alpha: float, d_a: Tensor, one_sided: bool) -> dict[str, Any]
     return {
         "congruity": nan, "p": nan, "p_value": 1.0, "reject": False, "alpha": alpha,
         "m": len(d_a), "d_ab": 0.0, "d_a_impls": (), "d_b_impls": (), "one_sided": one_sided,
-        "identical": True,
+        "identical": True, "min_p_value": 1.0, "decision": "identical",
     }  # fmt: skip
 
 
@@ -194,29 +215,30 @@ def _group_peers(units: Sequence[Unit], used: Sequence[int]) -> dict[int, list[i
     return {i: [k for k in by_group[units[i].group] if k != i] for i in used}
 
 
-def _null_sources(units, used, peers: dict, sim: dict, impls: str) -> dict[int, str]:
-    """Which null each unit's direction uses (``impls="auto"``: see pairwise_congruity)."""
+def _null_sources(units, used, peers: dict, impls: str) -> dict[int, str]:
+    """Which null each unit's direction uses: ``impls`` itself, or with ``"auto"`` the
+    calibrated null where the unit's group has ``MIN_MEMBERS`` members, else none."""
     if impls != "auto":
         return {i: impls for i in used}
-    out = {}
-    for i in used:
-        group = [i, *peers[i]]
-        between = [1 - sim[a, b] for a in group for b in group if a < b and (a, b) in sim]
-        draws = torch.cat([units[k].self_d for k in group if units[k].self_d is not None])
-        narrow = (
-            len(peers[i]) >= 2
-            and between
-            and float(draws.median()) < NARROW_RATIO * float(torch.tensor(between).median())
-        )
-        out[i] = "training" if narrow else "intervention"
-    return out
+    return {i: "calibrated" if len(peers[i]) + 1 >= MIN_MEMBERS else "none" for i in used}
 
 
-def _null_distances(unit: Unit, i: int, other: int, peers: dict, sim: dict, impls: str) -> Tensor:
-    """Distances from ``unit`` to its co-implementations for the pair with ``other``."""
+def _null_distances(
+    units: Sequence[Unit], i: int, other: int, peers: dict, sim: dict, impls: str
+) -> Tensor:
+    """Distances from unit ``i`` to its null for the pair with ``other`` (empty: none)."""
+    unit = units[i]
     if impls == "intervention":
         return unit.self_d
-    return torch.tensor([1 - sim[i, k] for k in peers[i] if k != other], dtype=torch.float64)
+    if impls == "none":
+        return torch.empty(0, dtype=torch.float64)
+    if impls == "training":
+        return torch.tensor([1 - sim[i, k] for k in peers[i] if k != other], dtype=torch.float64)
+    group = [i, *peers[i]]
+    between = [1 - sim[p, q] for p in group for q in group if p < q and {p, q} != {i, other}]
+    pooled = torch.cat([units[k].self_d.double().cpu() for k in group])
+    between_t = torch.tensor(between, dtype=torch.float64)
+    return calibrated_draws(unit.self_d.double().cpu(), pooled, between_t)
 
 
 def group_pairs(
@@ -241,7 +263,6 @@ def group_pairs(
             group_b=gb,
             within=ga == gb,
             n_identical=len(every) - len(rs),
-            n_equivalent=sum(not r["reject"] for r in rs),
             mean_p_value=sum(r["p_value"] for r in rs) / len(rs),
             **(
                 {"mean_reference_fraction": sum(r["reference_fraction"] for r in rs) / len(rs)}
