@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interpeq.equivalence.bootstrap import member_bootstrap, member_keys, pair_bootstrap
 from interpeq.equivalence.checks import check_representation
 from interpeq.equivalence.nulls import decision, min_p_value
 from interpeq.equivalence.similarity import SIMILARITY_METHODS as METHODS  # noqa: F401
@@ -72,6 +73,7 @@ class GroupSummary:
     n_rejected: int = 0
     n_equivalent: int = 0  # decidable and not rejected
     n_undecidable: int = 0  # the nulls could not have rejected (min_p_value > alpha)
+    bootstrap: str = "pairs"  # what the CI resampled: "members" or "pairs"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,10 +198,15 @@ def group_summary(
     ci: float = 0.95,
     seed: int = 0,
 ) -> GroupSummary:
-    """Mean congruity with a percentile bootstrap CI over pairs, and the rejection rate.
+    """Mean congruity with a percentile bootstrap CI, and the rejection rate.
 
     ``results`` are :class:`CongruityResult` s or dicts with ``congruity`` and ``reject``
-    (e.g. :class:`interpeq.metrics.InterpretiveEquivalence` outputs).
+    (e.g. :class:`interpeq.metrics.InterpretiveEquivalence` outputs). Pairs share
+    members, so where every row names its members (``a``, ``b``, ``group_a``,
+    ``group_b``, as :func:`interpeq.equivalence.pairwise_congruity` rows do) the CI
+    resamples members (``bootstrap="members"``); otherwise it can only resample pairs
+    (``bootstrap="pairs"``), which is too narrow when pairs share members
+    (:mod:`interpeq.equivalence.bootstrap`). NaN congruities are left out.
     """
     results = list(results)
     if not results:
@@ -212,18 +219,24 @@ def group_summary(
     n_rej, n_und = verdicts.count("rejected"), verdicts.count("undecidable")
     n_dec = len(verdicts) - n_und
     c = torch.tensor([_field(r, "congruity") for r in results], dtype=torch.float64)
-    c = c[~c.isnan()]
-    if len(c):
-        gen = torch.Generator().manual_seed(int(seed))
-        idx = torch.randint(0, len(c), (n_boot, len(c)), generator=gen)
-        boot = c[idx].mean(1)
-        q = torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=torch.float64)
-        lo, hi = torch.quantile(boot, q).tolist()
-        mean = float(c.mean())
+    keep = ~c.isnan()
+    keys = member_keys(results)
+    kind = "pairs" if keys is None else "members"
+    if bool(keep.any()):
+        opts = dict(n_boot=n_boot, ci=ci, seed=seed)
+        if keys is None:
+            lo, hi = pair_bootstrap(c[keep], **opts)
+        else:
+            ok = keep.tolist()
+            ka, kb = ([k for k, o in zip(ks, ok, strict=True) if o] for ks in keys)
+            lo, hi = member_bootstrap(c[keep], ka, kb, **opts)
+        mean = float(c[keep].mean())
     else:
         mean = lo = hi = math.nan
     rate = n_rej / n_dec if n_dec else math.nan
-    return GroupSummary(mean, lo, hi, rate, len(results), float(ci), n_rej, n_dec - n_rej, n_und)
+    return GroupSummary(
+        mean, lo, hi, rate, len(results), float(ci), n_rej, n_dec - n_rej, n_und, kind
+    )
 
 
 def _verdict(r: Any) -> str:
