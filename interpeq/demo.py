@@ -1,15 +1,16 @@
 """``interpeq demo``: the main job end to end, small enough for a CPU in a few minutes.
 
 The demo is a configuration of the experiment pipeline (:mod:`interpeq.experiment`),
-``configs/zoo/demo.yaml``: a small zoo of two interpretations whose seed 0 of each task
-trains first (stacked) and serves as the reference group; the other members train
+``configs/zoo/demo.yaml``: a small zoo of two interpretations whose seeds 0-3 of each
+task train first (stacked) and serve as the reference group (four: what the calibrated
+null needs to decide); the other members train
 stacked with the equivalence tracker on (the *equivalence curve* of every member, each
 in its own W&B run: offline without an account); then every pair is compared
 (``matrix.png``, ``matrix.csv``, ``results.json``, and a compare run). Output goes to
 ``checkpoints/demo/``; rerunning resumes (finished members are not retrained).
 
 A zoo YAML without ``tracking:`` / ``compare:`` sections gets the demo's defaults:
-tracking against the first seed of every task and a comparison, both keeping members
+tracking against the first seeds (up to four) of every task and a comparison, both keeping members
 that missed their thresholds (flagged in the table), so that any small zoo shows the
 whole pipeline. ``--tracking`` takes the older capture/tracker YAML.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from interpeq.equivalence.nulls import MIN_MEMBERS
 from interpeq.resources import config_path
 
 DEFAULT_ZOO = config_path("zoo", "demo.yaml")
@@ -53,9 +55,12 @@ def demo_overrides(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, 
         out["tracking.include_unconverged"] = True
         out["compare.include_unconverged"] = True
     if not data.get("tracking"):
-        seeds = data.get("seeds") or [0]
-        first = seeds[0] if isinstance(seeds, list) else 0
-        out["tracking"] = {"references": [f"self:seed={first}"], "include_unconverged": True}
+        seeds = data.get("seeds") if isinstance(data.get("seeds"), list) else [0]
+        refs = seeds[: max(1, min(MIN_MEMBERS, len(seeds) - 1))]
+        out["tracking"] = {
+            "references": [f"self:seed={s}" for s in refs],
+            "include_unconverged": True,
+        }
     if not data.get("compare"):
         out["compare"] = {"enabled": True, "include_unconverged": True}
     if args.tracking:

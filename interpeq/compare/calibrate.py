@@ -6,10 +6,12 @@ Runs the comparison (:func:`interpeq.compare.run.compare_zoo`, into
 ``<out>/comparison/``) and reports, overall and per group:
 
 * the **false-rejection rate** of same-group pairs (truly equivalent: a calibrated
-  test rejects about ``alpha`` of them) with a Clopper-Pearson interval;
-* the **power** on different-group pairs (rejected share, Clopper-Pearson interval);
+  test rejects at most about ``alpha`` of them) with a Clopper-Pearson interval, over
+  the decidable pairs (undecidable ones are counted apart);
+* the **power** on different-group pairs (rejected share of all of them, Clopper-Pearson
+  interval; an undecidable pair counts as missed);
 * the **AUROC** of the p-value separating different-group from same-group pairs;
-* the **narrow-null diagnostic** of each group
+* the **null diagnostic** of each group (draws against the between-member distances)
   (:func:`interpeq.equivalence.groups.null_spread`);
 * the **group permutation test** of each pair of groups
   (:func:`interpeq.equivalence.groups.group_permutation_test`), and a split-half check
@@ -53,8 +55,9 @@ from interpeq.report.plots import _plt, save_figure
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo, write_json_atomic
 
 CSV_COLUMNS = (
-    "scope group_a group_b n_same false_rejections false_rejection_rate fr_ci_low fr_ci_high "
-    "n_different rejections power power_ci_low power_ci_high auroc median_self median_between "
+    "scope group_a group_b n_same n_same_undecidable false_rejections false_rejection_rate "
+    "fr_ci_low fr_ci_high n_different n_different_undecidable rejections power power_ci_low "
+    "power_ci_high auroc median_self median_between "
     "spread_ratio narrow perm_statistic perm_p_value perm_min_p_value perm_reject"
 ).split()
 SPLIT_HALF_MIN = 8  # members a group needs for its split-half check (4 + 4: p >= 1/35)
@@ -88,10 +91,16 @@ class CalibrationResult:
         if s["min_p_value"] > s["alpha"]:
             lines.append(
                 f"  note: the smallest attainable pairwise p-value is {s['min_p_value']:.3f} > "
-                "alpha: no pair can be rejected (more members, or impls=intervention)"
+                "alpha: every pair is undecidable (train more members per group)"
             )
-        head = ["scope", "same", "false rej. [95% CI]", "diff", "power [95% CI]", "AUROC"]
-        head += ["null ratio", "narrow"]
+        undecided = self.overall["n_same_undecidable"] + self.overall["n_different_undecidable"]
+        if undecided:
+            lines.append(
+                f"  {undecided} pair(s) undecidable (their nulls cannot reach alpha): left out "
+                "of the false-rejection rate, counted as missed in the power"
+            )
+        head = ["scope", "same", "undec.", "false rej. [95% CI]", "diff", "undec."]
+        head += ["power [95% CI]", "AUROC", "draws/members"]
         rows = [_scope_cells("overall", self.overall)]
         rows += [_scope_cells(g["group"], g) for g in self.groups]
         lines += _table(head, rows)
@@ -101,10 +110,10 @@ class CalibrationResult:
             head = ["groups", "sizes", "statistic", "p-value", "min p", "reject"]
             lines += _table(head, [_test_cells(t) for t in tests])
         narrow = [g["group"] for g in self.groups if g["null_spread"]["narrow"]]
-        if narrow:
+        if narrow and s["impls"] == "intervention":
             lines.append(
-                f"  narrow null in {', '.join(narrow)}: co-implementation draws barely move "
-                "these models; trust the group permutation test (or impls=training) there"
+                f"  raw draws narrower than retraining in {', '.join(narrow)}: the uncalibrated "
+                "test rejects equivalent members there; use the default impls=auto"
             )
         lines.append(f"  files: {', '.join(str(p) for p in self.files.values())}")
         return "\n".join(lines)
@@ -125,12 +134,13 @@ def _scope_cells(name: str, s: dict[str, Any]) -> list[str]:
     return [
         name,
         str(s["n_same"]),
+        str(s["n_same_undecidable"]),
         _rate_cell(s["false_rejection_rate"], s["fr_ci_low"], s["fr_ci_high"]),
         str(s["n_different"]),
+        str(s["n_different_undecidable"]),
         _rate_cell(s["power"], s["power_ci_low"], s["power_ci_high"]),
         _fmt(s["auroc"]),
         _fmt(ns.get("ratio"), ".3g"),
-        {True: "yes", False: "no"}.get(ns.get("narrow"), "-"),
     ]
 
 
@@ -141,7 +151,7 @@ def _test_cells(t: dict[str, Any]) -> list[str]:
         _fmt(t["statistic"], ".4f"),
         _fmt(t["p_value"], ".4f"),
         _fmt(t["min_p_value"], ".4f"),
-        "yes" if t["reject"] else "no",
+        "undecidable" if t["min_p_value"] > t["alpha"] else ("yes" if t["reject"] else "no"),
     ]
 
 
@@ -156,7 +166,10 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return [line(head), *(line(r) for r in rows)]
 
 
-PAIR_KEYS = ("a", "b", "group_a", "group_b", "similarity", "congruity", "p", "p_value", "reject")
+PAIR_KEYS = (
+    "a", "b", "group_a", "group_b", "similarity", "congruity", "p", "p_value", "reject",
+    "decision", "min_p_value",
+)  # fmt: skip
 
 
 def calibrate_zoo(
@@ -189,7 +202,8 @@ def calibrate_zoo(
         {k: r[k] for k in PAIR_KEYS} | {"same": r["group_a"] == r["group_b"]} for r in comp.pairs
     ]
     overall = decision_rates(pairs, [p["same"] for p in pairs])
-    spreads = _spreads(comp.pairs, ids, labels, impls)
+    spreads = {g["group"]: g for g in comp.summary.get("null_spread") or []}
+    spreads = spreads or _spreads(comp.pairs, ids, labels, impls)
     groups = []
     for g in names:
         mine = [p for p in pairs if g in (p["group_a"], p["group_b"])]
@@ -230,8 +244,9 @@ def _check_groups(zoo: str, labels: list[str], names: list[str]) -> None:
 
 
 def _spreads(rows: list[dict], ids: list[str], labels: list[str], impls: str) -> dict[str, dict]:
-    """The narrow-null diagnostic per group, from the comparison's pairs: a unit's
-    draws are its ``d_*_impls`` (intervention only; the training null has no draws)."""
+    """The null diagnostic per group where the comparison has none (``impls="training"``:
+    no draws, so no ratio), from the comparison's pairs: a unit's draws are its
+    ``d_*_impls`` where its null used its own draws."""
     pos = {u: k for k, u in enumerate(ids)}
     draws: dict[str, tuple[float, ...]] = {}
     for r in rows:

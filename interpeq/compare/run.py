@@ -252,28 +252,34 @@ def _add_reference(
 def _narrow_nulls(
     units: list, pairs: list, results: list, impls: str = "intervention"
 ) -> list[dict[str, Any]]:
-    """The narrow-null diagnostic per group (:func:`interpeq.equivalence.groups.null_spread`)
-    from the similarities already computed; a warning names the groups whose draws sit so
-    close to their base models that equivalent members look far apart."""
+    """The null diagnostic per group (:func:`interpeq.equivalence.groups.null_spread`)
+    from the similarities already computed. With the raw draws (``impls="intervention"``)
+    a warning names the groups whose draws sit nearer than retraining, where that test
+    rejects equivalent members; with the calibrated null (``"auto"``) a warning names
+    the groups too small to calibrate."""
     from interpeq.equivalence.groups import null_spread
+    from interpeq.equivalence.nulls import MIN_MEMBERS
 
     sims = {pair: r["similarity"] for pair, r in zip(pairs, results, strict=True)}
     spread = [g.to_dict() for g in null_spread(units, sims)]
-    bad = [g for g in spread if g["narrow"]]
-    if bad:
-        warnings.warn(
-            "narrow null in "
-            + ", ".join(
-                f"{g['group']} (draws {g['ratio']:.2f} x the between-member distance)" for g in bad
+    if impls == "intervention":
+        bad = [g for g in spread if g["narrow"]]
+        if bad:
+            warnings.warn(
+                "uncalibrated null narrower than retraining in "
+                + ", ".join(f"{g['group']} (draws {g['ratio']:.2f} x)" for g in bad)
+                + ": the pairwise test rejects equivalent members there; drop --impls "
+                "intervention for the calibrated null (docs/calibration.md)",
+                RuntimeWarning,
+                stacklevel=3,
             )
-            + ": co-implementations barely move these models"
-            + (
-                ", so their directions of the test use the group's other members as the null "
-                "(impls=auto; docs/calibration.md)"
-                if impls == "auto"
-                else ", so the pairwise test rejects equivalent members; use --impls auto, or "
-                "the group permutation test of 'interpeq calibrate' (docs/calibration.md)"
-            ),
+    small = [g for g in spread if g["n_members"] < MIN_MEMBERS]
+    if impls == "auto" and small:
+        warnings.warn(
+            "no calibrated null in "
+            + ", ".join(f"{g['group']} ({g['n_members']} member(s))" for g in small)
+            + f": a group needs {MIN_MEMBERS} members; their pairs are decided through the "
+            "other side's null only, and undecidable where neither side has one",
             RuntimeWarning,
             stacklevel=3,
         )

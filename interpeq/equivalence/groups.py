@@ -1,4 +1,4 @@
-"""Group-level checks of the pairwise test: is the intervention null too narrow, and
+"""Group-level checks of the pairwise test: how wide the raw intervention null is, and
 a permutation test over members that does not depend on it (SPEC section 5, "Narrow
 nulls"; the maths: ``docs/calibration.md``).
 
@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-# NARROW_RATIO: median(draws) / median(between members) below which a group's null is
-# "narrow" (docs/calibration.md: below 1/2 the median pair of equivalent members lies
-# above the upper alpha/2 tail of the draws for any distance spread up to a coefficient
-# of variation of 1/2, so at least half of the equivalent pairs are rejected). It lives
-# in pairwise, whose automatic null (impls="auto") uses it too.
+# NARROW_RATIO: median(draws) / median(between members) below which a group's raw
+# intervention null is "narrow": at a ratio of 0.9 the uncalibrated test already rejects
+# about twice alpha of the equivalent pairs (docs/calibration.md, section 3). The
+# default, calibrated null does not depend on it (interpeq.equivalence.nulls).
 from interpeq.equivalence.pairwise import NARROW_RATIO, self_distances
 from interpeq.equivalence.similarity import pair_scores
 from interpeq.equivalence.units import Unit
@@ -388,19 +387,25 @@ def decision_rates(
 
     ``rows``: pairs with ``reject`` and ``p_value`` (e.g. from
     :func:`~interpeq.equivalence.pairwise.pairwise_congruity`); ``same[k]``: whether
-    pair ``k`` is truly equivalent (same group)."""
+    pair ``k`` is truly equivalent (same group). Undecidable pairs (``decision``; their
+    nulls could not reach alpha) are counted apart: the false-rejection rate is over
+    the decidable same pairs (an undecidable pair could not have been falsely rejected),
+    the power over every different pair (an undecidable one is a detection missed)."""
     s = [r for r, k in zip(rows, same, strict=True) if k]
     d = [r for r, k in zip(rows, same, strict=True) if not k]
-    fr, pw = sum(r["reject"] for r in s), sum(r["reject"] for r in d)
-    fr_lo, fr_hi = clopper_pearson(fr, len(s), ci)
+    s_dec = [r for r in s if r.get("decision") != "undecidable"]
+    fr, pw = sum(r["reject"] for r in s_dec), sum(r["reject"] for r in d)
+    fr_lo, fr_hi = clopper_pearson(fr, len(s_dec), ci)
     pw_lo, pw_hi = clopper_pearson(pw, len(d), ci)
     return {
         "n_same": len(s),
+        "n_same_undecidable": len(s) - len(s_dec),
         "false_rejections": fr,
-        "false_rejection_rate": fr / len(s) if s else float("nan"),
+        "false_rejection_rate": fr / len(s_dec) if s_dec else float("nan"),
         "fr_ci_low": fr_lo,
         "fr_ci_high": fr_hi,
         "n_different": len(d),
+        "n_different_undecidable": sum(r.get("decision") == "undecidable" for r in d),
         "rejections": pw,
         "power": pw / len(d) if d else float("nan"),
         "power_ci_low": pw_lo,

@@ -41,30 +41,30 @@ MAD_TO_SD = 1.4826  # MAD of a normal distribution -> its standard deviation
 MEDIAN_SE = 1.2533  # sd of a sample median = 1.2533 * sd / sqrt(n) (normal data)
 
 
-def relative_spread(x: Tensor) -> float:
-    """``1.4826 * MAD(x) / median(x)``: a robust coefficient of variation (0 for < 2 values)."""
-    if x.numel() < 2:
-        return 0.0
-    med = x.median()
-    if float(med) <= 0:
-        return 0.0
-    return float(MAD_TO_SD * (x / med - 1).abs().median())
+def relative_spread(x: Tensor) -> Tensor:
+    """``[R]`` robust coefficient of variation ``1.4826 * MAD / median`` of each row of
+    ``x [R, n]`` (0 where a row has fewer than 2 values or a median <= 0)."""
+    if x.shape[-1] < 2:
+        return torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+    med = x.median(-1, keepdim=True).values
+    rel = (x / med.clamp_min(torch.finfo(x.dtype).tiny) - 1).abs().median(-1).values
+    return torch.where(med.squeeze(-1) > 0, MAD_TO_SD * rel, torch.zeros_like(rel))
 
 
-def calibration(pooled: Tensor, between: Tensor, *, z: float = CALIBRATION_Z) -> dict[str, float]:
-    """The numbers of the calibrated null for one group (see the module doc).
+def calibration(pooled: Tensor, between: Tensor, *, z: float = CALIBRATION_Z) -> dict[str, Tensor]:
+    """The numbers of the calibrated null of ``R`` groups at once (see the module doc).
 
-    ``pooled``: the group's draws ``d(a, a*_j)`` pooled over its members; ``between``:
-    distances between its members (the tested pair left out). Returns ``scale`` (``S``),
-    ``kappa``, ``median_draws``, ``median_between`` (``M``), the relative spreads and
-    ``factor = S / median_draws`` (how much the draws are stretched: > 1 widens)."""
-    pooled = pooled.double().flatten()
-    between = between.double().flatten().to(pooled.device)
-    med_d, med_b = float(pooled.median()), float(between.median())
+    ``pooled [R, K]``: each group's draws ``d(a, a*_j)`` pooled over its members;
+    ``between [R, n]``: distances between its members (the tested pair left out).
+    Returns ``[R]`` tensors: ``scale`` (``S``), ``kappa``, ``median_draws``,
+    ``median_between`` (``M``), the relative spreads, and ``factor = S / median_draws``
+    (how much the draws are stretched: > 1 widens)."""
+    pooled, between = pooled.double(), between.double().to(pooled.device)
+    med_d, med_b = pooled.median(-1).values, between.median(-1).values
     v_d, v_b = relative_spread(pooled), relative_spread(between)
-    se = MEDIAN_SE * max(v_d, v_b) / math.sqrt(len(between))
-    scale = med_b * math.exp(z * se)
-    kappa = max(1.0, v_b / v_d) if v_d > 0 else 1.0
+    se = MEDIAN_SE * torch.maximum(v_d, v_b) / math.sqrt(between.shape[-1])
+    scale = med_b * torch.exp(z * se)
+    kappa = torch.where(v_d > 0, (v_b / v_d.clamp_min(1e-300)).clamp_min(1.0), torch.ones_like(v_d))
     return {
         "scale": scale,
         "kappa": kappa,
@@ -72,27 +72,30 @@ def calibration(pooled: Tensor, between: Tensor, *, z: float = CALIBRATION_Z) ->
         "median_between": med_b,
         "spread_draws": v_d,
         "spread_between": v_b,
-        "factor": scale / med_d if med_d > 0 else math.inf,
+        "factor": scale / med_d,
     }
 
 
 def calibrated_draws(
     own: Tensor, pooled: Tensor, between: Tensor, *, z: float = CALIBRATION_Z
 ) -> Tensor:
-    """``own [m]`` draws of one unit rescaled to its group's between-member spread.
+    """``own [m]`` (or ``[R, m]``) draws of a unit rescaled to its group's between-member
+    spread.
 
-    ``pooled``: the group's draws (``own`` among them), ``between``: distances between
-    the group's members without the tested pair (at least ``MIN_MEMBERS`` members give
-    at least five). Same device and dtype as ``own`` (float64)."""
-    if between.numel() < 2:
+    ``pooled [K]`` (``[R, K]``): the group's draws (``own`` among them); ``between [n]``
+    (``[R, n]``): distances between the group's members without the tested pair (at
+    least ``MIN_MEMBERS`` members give at least five). float64, on ``own``'s device."""
+    if between.shape[-1] < 2:
         raise ValueError(
             f"a calibrated null needs distances between at least {MIN_MEMBERS} members of "
-            f"the group (got {between.numel()} member pair(s))"
+            f"the group (got {between.shape[-1]} member pair(s))"
         )
-    c = calibration(pooled, between, z=z)
-    own = own.double()
-    rel = own / c["median_draws"] if c["median_draws"] > 0 else torch.ones_like(own)
-    return (c["scale"] * (1 + c["kappa"] * (rel - 1))).clamp_min(0.0)
+    single = own.ndim == 1
+    own, pooled, between = (x.double().reshape(-1, x.shape[-1]) for x in (own, pooled, between))
+    c = calibration(pooled.to(own.device), between.to(own.device), z=z)
+    rel = own / c["median_draws"].clamp_min(1e-300)[:, None]
+    out = (c["scale"][:, None] * (1 + c["kappa"][:, None] * (rel - 1))).clamp_min(0.0)
+    return out[0] if single else out
 
 
 def min_p_value(counts: Sequence[int]) -> float:

@@ -24,7 +24,7 @@ from interpeq.equivalence.similarity import pair_scores
 from interpeq.equivalence.units import Unit
 
 IMPL_SOURCES = ("intervention", "training", "auto")
-NARROW_RATIO = 1.0  # draws nearer than the between-member distance: the raw null is narrow
+NARROW_RATIO = 0.9  # raw draws nearer than this: the uncalibrated test rejects >= 2 alpha
 OWN_DRAWS = ("intervention", "auto")  # the sources that need each unit's own draws
 
 

@@ -99,7 +99,9 @@ def resolve_tracking(exp: ExperimentSpec, root: Path) -> tuple[set[str], dict[st
     """``(ids of this zoo's reference members, {group: reference spec})``.
 
     ``"self:<selector>"`` selects members of this zoo (every task unless ``task=``), one
-    group per task; any other reference is passed to the tracker as it is."""
+    group per task (several selectors add to the task's group: ``self:seed=0``,
+    ``self:seed=1``, ... give a group of those seeds, which the calibrated null needs);
+    any other reference is passed to the tracker as it is."""
     from interpeq.callbacks.references import _parse_selector
 
     refs = exp.tracking.references
@@ -120,8 +122,8 @@ def resolve_tracking(exp: ExperimentSpec, root: Path) -> tuple[set[str], dict[st
             )
         first |= {m.id for m in chosen}
         for task in dict.fromkeys(m.task for m in chosen):
-            name = group or path_safe(task)
-            out[name] = {"zoo": str(root / exp.zoo.name), **sel, "task": task}
+            name = group or path_safe(task)  # several selectors of one task: one group
+            out.setdefault(name, []).append({"zoo": str(root / exp.zoo.name), **sel, "task": task})
     return first, out
 
 

@@ -4,6 +4,7 @@ with the pairs, the QQ plot, the group permutation test, the training null, erro
 import csv
 import json
 import logging
+import math
 
 import pytest
 import torch
@@ -102,9 +103,15 @@ def test_calibrate_training_null_and_errors(zoo4, tmp_path, capsys):
         zoo4, impls="training", n_probes=96, out_dir=tmp_path / "c", progress=False, m=20
     )
     assert res.out_dir == tmp_path / "c" and (tmp_path / "c" / "qq.png").is_file()
-    assert res.overall["false_rejections"] == 0  # 2/(1 + 2) > alpha: nothing can be rejected
+    # 2/(1 + 2) > alpha: nothing could be rejected, so every pair is undecidable
+    o = res.overall
+    assert (
+        o["n_same_undecidable"] == o["n_same"] and o["n_different_undecidable"] == o["n_different"]
+    )
+    assert o["false_rejections"] == o["rejections"] == 0 and o["power"] == 0.0
+    assert math.isnan(o["false_rejection_rate"])  # no decidable same-group pair
     assert all(not g["null_spread"]["narrow"] for g in res.groups)  # no draws: no verdict
-    assert "no pair can be rejected" in res.summary_text()
+    assert "every pair is undecidable" in res.summary_text()
     root = str(zoo4.path.parent)
     assert main(["nope", "--root", root, "--logger", "none"]) == 2
     assert main(["cal", "--root", root, "--logger", "none", "--alpha", "2"]) == 2

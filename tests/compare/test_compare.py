@@ -24,7 +24,7 @@ def tiny_zoo(tmp_path_factory):
         {
             "name": "tiny",
             "tasks": ["add_next", "all_equal"],
-            "seeds": [0, 1, 2],
+            "seeds": [0, 1, 2, 3],  # four: the calibrated null decides
             "settings": ["D"],
             "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
             "train": {
@@ -66,18 +66,18 @@ def test_compare_cli_writes_consistent_files(tiny_zoo, capsys):
     with open(eq / "matrix.csv") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
-    assert header[:2] == ["id", "group"] and len(body) == 6 == len(header) - 2
+    assert header[:2] == ["id", "group"] and len(body) == 8 == len(header) - 2
     ids = header[2:]
     assert [r[0] for r in body] == ids
-    assert [r[1] for r in body] == ["add_next"] * 3 + ["all_equal"] * 3
-    assert len(results["pairs"]) == 15
+    assert [r[1] for r in body] == ["add_next"] * 4 + ["all_equal"] * 4
+    assert len(results["pairs"]) == 28
     for p in results["pairs"]:
         i, j = ids.index(p["a"]), ids.index(p["b"])
         assert float(body[i][2 + j]) == pytest.approx(p["congruity"], abs=1e-5)
         assert float(body[j][2 + i]) == pytest.approx(p["congruity"], abs=1e-5)
         assert p["reject"] == (p["p_value"] <= 0.1)
         assert set(p) >= {"congruity", "p", "p_value", "reject", "similarity"}
-    assert all(body[i][2 + i] == "" for i in range(6))
+    assert all(body[i][2 + i] == "" for i in range(8))
     groups = {(g["group_a"], g["group_b"]): g for g in results["group_pairs"]}
     assert set(groups) == {
         ("add_next", "add_next"),
@@ -86,10 +86,12 @@ def test_compare_cli_writes_consistent_files(tiny_zoo, capsys):
     }
     across = groups[("add_next", "all_equal")]
     assert (
-        across["n_pairs"] == 9 and across["ci_low"] <= across["mean_congruity"] <= across["ci_high"]
+        across["n_pairs"] == 16
+        and across["ci_low"] <= across["mean_congruity"] <= across["ci_high"]
     )
     pairs = [p for p in results["pairs"] if p["group_a"] != p["group_b"]]
-    assert across["rejection_rate"] == pytest.approx(sum(p["reject"] for p in pairs) / 9)
+    assert all(p["decision"] != "undecidable" and p["min_p_value"] <= 0.1 for p in pairs)
+    assert across["rejection_rate"] == pytest.approx(sum(p["reject"] for p in pairs) / 16)
     s = results["summary"]
     assert s["within_mean"] > s["across_mean"]
     import matplotlib.image
@@ -108,8 +110,8 @@ def test_compare_against_and_wandb_disabled(tiny_zoo, monkeypatch):
     res = compare_zoo(
         tiny_zoo, tiny_zoo, m=10, alpha=0.2, n_probes=96, progress=False, logger=logger
     )
-    assert res.out_dir.name == "against-tiny" and res.matrix.shape == (6, 6)
-    assert len(res.pairs) == 36 and all(c.startswith("tiny/") for c in res.col_ids)
+    assert res.out_dir.name == "against-tiny" and res.matrix.shape == (8, 8)
+    assert len(res.pairs) == 64 and all(c.startswith("tiny/") for c in res.col_ids)
     assert {(g["group_a"], g["group_b"]) for g in res.groups} >= {
         ("add_next", "all_equal"),
         ("all_equal", "add_next"),
@@ -128,7 +130,7 @@ def test_pairwise_core_matches_congruity():
         )
         for k in range(3)
     ]
-    rows = pairwise_congruity(units, alpha=0.4, seed=3)
+    rows = pairwise_congruity(units, alpha=0.4, seed=3, impls="intervention")  # congruity's null
     assert [(r["a"], r["b"]) for r in rows] == [("u0", "u1"), ("u0", "u2"), ("u1", "u2")]
     ref = congruity(
         units[1].reprs, units[1].impls, units[2].reprs, units[2].impls, alpha=0.4, seed=3
@@ -179,8 +181,8 @@ def _narrow_null_zoo(k=6, n=120, d=16, seed=0):
     return units
 
 
-@pytest.mark.parametrize("impls", ["intervention", "training"])
-def test_impls_by_training_widens_a_narrow_null(impls):
+@pytest.mark.parametrize("impls", ["intervention", "training", "auto"])
+def test_a_narrow_null_by_each_source(impls):
     units = _narrow_null_zoo()
     rows = pairwise_congruity(units, alpha=0.05, seed=1, impls=impls)
     within = [r for r in rows if r["group_a"] == r["group_b"]]
@@ -190,11 +192,18 @@ def test_impls_by_training_widens_a_narrow_null(impls):
     if impls == "intervention":
         # every other implementation looks farther than the near-copies: all rejected
         assert mean_within == 0.0 and all(r["reject"] for r in within)
-    else:
+    elif impls == "training":
         # exchangeable peers: congruity of equivalent pairs is a rank, mean about 0.5
         assert 0.3 < mean_within < 0.7
         assert all(r["m"] == 4 for r in within)  # the group's other units, minus the pair
-        assert not any(r["reject"] for r in within)  # p-value resolution 1/5: cannot reject
+        # p-value resolution 2/5 > alpha: nothing could be rejected, so nothing is decided
+        assert all(r["min_p_value"] == pytest.approx(2 / 5) for r in within)
+        assert {r["decision"] for r in rows} == {"undecidable"}
+    else:
+        # the draws rescaled to the members' spread: decidable, and equivalent members kept
+        assert all(r["min_p_value"] == pytest.approx(2 / 41) for r in rows)
+        assert sum(r["reject"] for r in within) <= 4 and 0.3 < mean_within  # raw: 30 / 30
+        assert all(r["decision"] == "rejected" for r in across)
 
 
 def test_impls_by_training_needs_three_per_group():
