@@ -1,6 +1,6 @@
 """``EquivalenceTracker``: congruity of the model being trained to reference groups, over training.
 
-``EquivalenceTracker(references, m=40, alpha=0.05, seed=0)``. ``references`` is
+``EquivalenceTracker(references, m=40, alpha=0.05, seed=0, impls="auto")``. ``references`` is
 
 * a mapping ``{group name: spec}``, or a spec / list of specs (then each reference
   model's group is its task name); the forms of a spec are those of
@@ -16,21 +16,40 @@ computed once, with their co-implementation distances.
 
 At each capture of the :class:`ActivationCapture` in the trainer's callbacks (one is
 created with ``every_n_steps`` when there is none) the tracker computes the trained
-model's co-implementations (its own correspondence), congruity to every reference
-model (:func:`interpeq.equivalence.pairwise_congruity`, the same numbers as
-:func:`interpeq.equivalence.congruity`) and per group logs
+model's congruity to every reference model through
+:func:`interpeq.equivalence.pairwise_congruity` and per group logs
 
-``equivalence/<group>/congruity`` (mean over the group's models),
+``equivalence/<group>/rejected``, ``.../equivalent``, ``.../undecidable`` (how many of
+the group's references each decision went to), ``.../min_p_value`` (the smallest
+p-value any pair could reach), ``.../congruity`` (mean over the group's models),
 ``.../congruity_ci_low``, ``.../congruity_ci_high`` (bootstrap CI over the models),
-``.../rejection_rate`` and ``.../similarity`` (mean ridge similarity)
+``.../rejection_rate`` (rejected / decidable pairs: NaN when none is decidable, never
+a "0" that reads as equivalence) and ``.../similarity`` (mean ridge similarity)
 
 to every logger of the trainer, at the trainer's global step (stacked runs with more
 than one member: ``equivalence/<member>/<group>/...``, which
 :class:`~interpeq.report.members.MemberLoggers` routes to each member's own run). ``tracker.history`` keeps the
-curve. At the end of training it logs the final values (the W&B summary; other loggers
-a last row, keys ``equivalence_final/...``) and writes ``equivalence_curve.png`` and
-``equivalence_curve.json`` into ``save_dir`` (default: the capture's folder), logging
-the plot as an image to W&B.
+curve, with each group's ``decision`` (its pairs' majority outcome, ``"undecidable"``
+when no pair could be decided) and ``null`` (the null of the references' side). At the end of training it logs the final values (the W&B summary; other loggers
+a last row, keys ``equivalence_final/...``) and writes ``equivalence_curve.png``,
+``equivalence_curve.json`` and ``equivalence_curve.csv`` (one row per member, group and
+capture, with a ``decision`` column; :mod:`interpeq.callbacks.curves`) into
+``save_dir`` (default: the capture's folder), logging the plot as an image and the
+table to W&B.
+
+**Which null** (``impls``, as in :func:`~interpeq.equivalence.pairwise_congruity`):
+the trained model is alone in its group, so under the default calibrated null
+(``"auto"``, :mod:`interpeq.equivalence.nulls`) only the references' side can reject:
+each reference's draws are rescaled to the spread between the members of its group,
+which needs at least ``MIN_MEMBERS`` (4) references in the group. Against a smaller
+group every pair is *undecidable* (not evidence of equivalence; said once per run by a
+warning naming the groups). The trained model's own co-implementations are then never
+used, so they are not computed. ``impls="intervention"`` uses both sides' raw
+resample-patched draws: valid only if they move a model at least as far as retraining
+does, an assumption the user makes. ``"training"`` needs a group of the trained model
+with other members and is refused. The references' similarities to each other (what
+the calibration reads) do not change during training: they are computed once and
+cached on the tracker.
 
 **Beside training** (``background=True``, the default): that work reads a snapshot of
 each member taken at the capture, so a worker thread
@@ -56,16 +75,27 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from interpeq.callbacks.background import Jobs
 from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, model_configs
+from interpeq.callbacks.curves import (
+    COLUMNS,
+    decision_curves,
+    group_values,
+    numeric,
+    table_rows,
+    write_csv,
+)
 from interpeq.callbacks.references import Reference, resolve_references  # noqa: F401
 from interpeq.equivalence import (
     DEFAULT_M,
@@ -74,10 +104,11 @@ from interpeq.equivalence import (
     check_vocab,
     co_implementations,
     compute_unit,
-    group_summary,
     pairwise_congruity,
     self_distances,
 )
+from interpeq.equivalence.nulls import MIN_MEMBERS, min_p_value
+from interpeq.equivalence.pairwise import check_test_options, cross_similarities
 from interpeq.zoo.store import DEFAULT_ROOT
 
 
@@ -99,6 +130,7 @@ class EquivalenceTracker(Callback):
         alpha: float = 0.05,
         seed: int = 0,
         one_sided: bool = False,
+        impls: str = "auto",
         n_boot: int = 1000,
         every_n_steps: int = 500,
         capture: ActivationCapture | None = None,
@@ -109,10 +141,13 @@ class EquivalenceTracker(Callback):
         background: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"m must be a positive int, got {m!r}")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        check_test_options(alpha, impls, m)
+        if impls == "training":
+            raise ValueError(
+                "impls='training' ranks a pair among other members of each side's group, "
+                "and the trained model is alone in its group; use impls='auto' (the "
+                "calibrated null) or 'intervention'"
+            )
         if (
             isinstance(every_n_steps, bool)
             or not isinstance(every_n_steps, int)
@@ -127,13 +162,20 @@ class EquivalenceTracker(Callback):
             one_sided,
             n_boot,
         )
+        self.impls = impls
+        self.trained_group = "trained"  # the trained model's group: alone, named apart
+        while self.trained_group in self.groups:
+            self.trained_group = f"_{self.trained_group}"
         self.every_n_steps = every_n_steps
         self.capture = capture
         self._own_capture = False
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.plot = plot
         self.ref_units: list = []
-        self.history: dict[str, dict[str, list[dict[str, float]]]] = {}
+        self._ref_sims: dict[tuple[int, int], float] = {}  # (ref k, ref q) -> similarity
+        self._sims_lock = threading.Lock()  # the worker thread fills the cache
+        self._warned = False
+        self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.background = bool(background)
         self.jobs = Jobs(background=self.background)
 
@@ -174,6 +216,33 @@ class EquivalenceTracker(Callback):
                     )
                     self_distances(u, seed=self.seed)
                     self.ref_units.append(u)
+        if trainer.is_global_zero:
+            self._warn_undecidable()
+
+    def _warn_undecidable(self) -> None:
+        """Once per run: the reference groups no decision can be made against."""
+        if self._warned:
+            return
+        self._warned = True
+        if min_p_value([self.m]) > self.alpha:
+            warnings.warn(
+                f"equivalence tracking: with m = {self.m} co-implementations the smallest "
+                f"p-value is {min_p_value([self.m]):.3g} > alpha = {self.alpha}: every "
+                f"decision is undecidable; use m >= {math.ceil(2 / self.alpha) - 1} or a "
+                "larger alpha",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        small = [f"{g} ({len(r)})" for g, r in self.groups.items() if len(r) < MIN_MEMBERS]
+        if self.impls == "auto" and small:
+            warnings.warn(
+                f"equivalence tracking: no calibrated null: decisions against "
+                f"{', '.join(small)} are undecidable; give at least {MIN_MEMBERS} reference "
+                "models per group, or impls='intervention' if its draws are known to be "
+                "wide enough",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     # forward the capture's hooks when the tracker made its own
     def on_train_start(self, trainer, pl_module) -> None:
@@ -190,29 +259,58 @@ class EquivalenceTracker(Callback):
             self.capture.on_train_epoch_end(trainer, pl_module)
 
     # -- each capture -------------------------------------------------------------
-    def evaluate(self, record: CaptureRecord) -> dict[str, dict[str, float]]:
-        """Per group: congruity mean, CI, rejection rate, mean similarity for one capture."""
-        me = Unit(record.member_id, "trained", record.reprs, record.impls)
-        units = [me, *self.ref_units]
+    def evaluate(self, record: CaptureRecord) -> dict[str, dict[str, Any]]:
+        """Per group, for one capture: the decisions (rejected / equivalent / undecidable
+        counts, the majority ``decision``, the references' ``null``, ``min_p_value``),
+        then congruity mean and CI, rejection rate (of decidable pairs) and similarity."""
+        units = [self._trained_unit(record), *self.ref_units]
         rows = pairwise_congruity(
             units,
             [(0, k) for k in range(1, len(units))],
             alpha=self.alpha,
             seed=self.seed,
             one_sided=self.one_sided,
+            impls=self.impls,
+            cross=self._cross,
         )
-        out = {}
-        for group in self.groups:
-            rs = [r for r in rows if r["group_b"] == group]
-            s = group_summary(rs, n_boot=self.n_boot, seed=self.seed)
-            out[group] = {
-                "congruity": s.mean_congruity,
-                "congruity_ci_low": s.ci_low,
-                "congruity_ci_high": s.ci_high,
-                "rejection_rate": s.rejection_rate,
-                "similarity": sum(r["similarity"] for r in rs) / len(rs),
-            }
-        return out
+        return {
+            group: group_values(
+                [r for r in rows if r["group_b"] == group], n_boot=self.n_boot, seed=self.seed
+            )
+            for group in self.groups
+        }
+
+    def _trained_unit(self, record: CaptureRecord) -> Unit:
+        """The trained model as a unit of its own group. Under the calibrated null that
+        group (one model) has no null, so its draws are never read: a record without
+        them gets an empty stand-in of the right count, and no distances are computed."""
+        impls = record.impls
+        if self.impls == "auto":
+            if impls is None:
+                impls = record.reprs.new_empty((self.m, 0, 0))
+            unit = Unit(record.member_id, self.trained_group, record.reprs, impls)
+            unit.self_d = torch.empty(0, dtype=torch.float64)
+            return unit
+        return Unit(record.member_id, self.trained_group, record.reprs, impls)
+
+    def _cross(self, units, pairs, *, seed: int = 0, **ridge: Any):
+        """:func:`cross_similarities` with the reference-to-reference similarities
+        cached: they do not change during training (``units[0]`` is the trained model,
+        ``units[k]`` the reference ``k - 1``), so only the trained model's pairs are
+        computed at each capture; the rest once per run."""
+        pairs = [(int(i), int(j)) for i, j in pairs]
+        key = {p: (min(p) - 1, max(p) - 1) for p in pairs if 0 not in p}
+        with self._sims_lock:
+            missing = list(dict.fromkeys(p for p, k in key.items() if k not in self._ref_sims))
+            if missing:
+                sims = cross_similarities(units, missing, seed=seed, **ridge)
+                for p, v in zip(missing, sims.tolist(), strict=True):
+                    self._ref_sims[key[p]] = v
+            cached = {p: self._ref_sims[k] for p, k in key.items()}
+        mine = [p for p in pairs if 0 in p]
+        got = cross_similarities(units, mine, seed=seed, **ridge).tolist() if mine else []
+        got = dict(zip(mine, got, strict=True))
+        return torch.tensor([got[p] if 0 in p else cached[p] for p in pairs], dtype=torch.float64)
 
     def _prefix(self, member_id: str, n_members: int) -> str:
         return "equivalence/" if n_members == 1 else f"equivalence/{member_id}/"
@@ -226,7 +324,8 @@ class EquivalenceTracker(Callback):
         copies already; a single model is copied when the job runs beside training), so
         training may go on while it runs."""
         models = self.capture.latest_models
-        if self.background and models and models[0][0] is getattr(pl_module, "net", None):
+        copy_needed = self.background and self.impls != "auto"  # auto never reads the model
+        if copy_needed and models and models[0][0] is getattr(pl_module, "net", None):
             models = copy.deepcopy(models)
         tokens = self.capture.probes(pl_module)
         for rec, (model, corr) in zip(records, models, strict=True):
@@ -235,10 +334,12 @@ class EquivalenceTracker(Callback):
         self._take(trainer)
 
     def _analyse(self, rec: CaptureRecord, model, corr, tokens, n_members: int):
-        device = next(model.parameters()).device
-        impls = co_implementations(
-            model, corr, tokens.to(device), self.m, self.seed, **self.capture.repr_kwargs
-        ).cpu()
+        impls = None  # the calibrated null never reads the trained model's draws
+        if self.impls != "auto":
+            device = next(model.parameters()).device
+            impls = co_implementations(
+                model, corr, tokens.to(device), self.m, self.seed, **self.capture.repr_kwargs
+            ).cpu()
         full = CaptureRecord(rec.run_id, rec.member_id, rec.step, rec.epoch, rec.reprs, impls)
         return rec.member_id, rec.step, n_members, self.evaluate(full)
 
@@ -259,8 +360,8 @@ class EquivalenceTracker(Callback):
             metrics: dict[str, float] = {}
             for group, v in values.items():
                 curve.setdefault(group, []).append({"step": step, **v})
-                for k, x in v.items():
-                    metrics[f"{prefix}{group}/{k}"] = float(x)
+                for k, x in numeric(v).items():  # the decision's name is in the table
+                    metrics[f"{prefix}{group}/{k}"] = x
             log_metrics(trainer.loggers, metrics, step=step)
 
     @property
@@ -298,9 +399,9 @@ class EquivalenceTracker(Callback):
         self.jobs.close()
         if not trainer.is_global_zero or not self.history:
             return
-        from interpeq.report import equivalence_curves, log_image, log_summary, log_table
+        from interpeq.report import log_summary, log_table
 
-        final: dict[str, float] = {}
+        final: dict[str, Any] = {}
         n = len(self.history)
         for member, curve in self.history.items():
             prefix = self._prefix(member, n).replace("equivalence/", "equivalence_final/", 1)
@@ -315,59 +416,26 @@ class EquivalenceTracker(Callback):
             for member, curve in self.history.items():
                 (out / member).mkdir(exist_ok=True)
                 (out / member / "equivalence_curve.json").write_text(json.dumps(curve, indent=1))
-        table = [
-            [
-                member,
-                group,
-                r["step"],
-                r["congruity"],
-                r["congruity_ci_low"],
-                r["congruity_ci_high"],
-                r["rejection_rate"],
-                r["similarity"],
-            ]  # fmt: skip
-            for member, curve in self.history.items()
-            for group, rows in curve.items()
-            for r in rows
-        ]
+        table = table_rows(self.history)
+        write_csv(out / "equivalence_curve.csv", table)
         for lg in trainer.loggers:
             log_summary(lg, final)
-            log_table(
-                lg,
-                "equivalence/curve",
-                [
-                    "member",
-                    "group",
-                    "step",
-                    "congruity",
-                    "ci_low",
-                    "ci_high",
-                    "rejection_rate",
-                    "similarity",
-                ],
-                table,
-            )
+            log_table(lg, "equivalence/curve", COLUMNS, table)
         if self.plot:
-            for member, curve in self.history.items():
-                name = "equivalence_curve.png" if n == 1 else f"{member}/equivalence_curve.png"
-                rows = {
-                    g: [
-                        {
-                            "step": r["step"],
-                            "congruity": r["congruity"],
-                            "ci_low": r["congruity_ci_low"],
-                            "ci_high": r["congruity_ci_high"],
-                            "rejection_rate": r["rejection_rate"],
-                        }  # fmt: skip
-                        for r in rs
-                    ]
-                    for g, rs in curve.items()
-                }
-                path = equivalence_curves(rows, out / name, title=f"equivalence curve of {member}")
-                for lg in trainer.loggers:
-                    log_image(lg, "equivalence/curve_plot" + ("" if n == 1 else f"/{member}"), path)
+            self._plot(trainer, out)
 
-    def curve(self, member: str | None = None) -> dict[str, list[dict[str, float]]]:
+    def _plot(self, trainer: L.Trainer, out: Path) -> None:
+        """Each member's curve, decisions marked (:func:`decision_curves`), logged as an image."""
+        from interpeq.report import log_image
+
+        n = len(self.history)
+        for member, curve in self.history.items():
+            name = "equivalence_curve.png" if n == 1 else f"{member}/equivalence_curve.png"
+            path = decision_curves(curve, out / name, title=f"equivalence curve of {member}")
+            for lg in trainer.loggers:
+                log_image(lg, "equivalence/curve_plot" + ("" if n == 1 else f"/{member}"), path)
+
+    def curve(self, member: str | None = None) -> dict[str, list[dict[str, Any]]]:
         """The curve of ``member`` (default: the only/first member): ``{group: [rows]}``."""
         if not self.history:
             return {}

@@ -23,6 +23,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n-prompts", type=int, help="override n_prompts")
     p.add_argument("--m", type=int, help="override m (co-implementations per model)")
     p.add_argument("--seed", type=int, help="override seed")
+    p.add_argument(
+        "--impls",
+        choices=["auto", "intervention", "training"],
+        help="override impls, the test's null: auto (calibrated, needs >= 4 models per "
+        "family), intervention (raw draws, assumed as wide as retraining), training",
+    )
     p.add_argument("--batch-size", type=int, help="override batch_size")
     p.add_argument("--device", help="override device (auto, cpu, cuda, cuda:1, ...)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             n_prompts=args.n_prompts,
             m=args.m,
             seed=args.seed,
+            impls=args.impls,
             batch_size=args.batch_size,
             device=args.device,
         )
@@ -57,13 +64,31 @@ def main(argv: list[str] | None = None) -> int:
         text = " ".join(str(err).split())
         print(f"interpeq reproduce ioi: error: {text}", file=sys.stderr)
         return 2
-    if summary["min_p_value"] > summary["alpha"]:
-        print(f"  note: m={summary['m']}: no pair can be rejected (min p-value > alpha)")
+    _print_summary(summary)
+    print(f"report: {args.root}/ioi/report/ (report.md, matrix.png, circuits.json, ...)")
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    """Decisions first (counts, the note on undecidable pairs), then the means."""
+
+    def num(v: float, fmt: str = ".3f") -> str:
+        return "n/a" if v != v else format(v, fmt)
+
+    rows = summary["decisions"]
+    outcomes = ("rejected", "equivalent", "undecidable")
+    counts = {d: sum(r["decision"] == d for r in rows) for d in outcomes}
+    print(
+        f"  decisions (null {summary['impls']}, alpha {summary['alpha']}): "
+        + ", ".join(f"{n} {d}" for d, n in counts.items())
+        + f" of {len(rows)} pairs"
+    )
+    if summary["note"]:
+        print(f"  note: {summary['note']}")
     for key, g in summary["headline"].items():
         paper = "" if g.get("paper") is None else f"   (paper {g['paper']:.2f})"
         print(
-            f"  {key:16s} {g['mean_congruity']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}]"
-            f"  rejected {g['rejection_rate']:.2f} of {g['n_pairs']} pairs{paper}"
+            f"  {key:16s} rejected {g['n_rejected']} / equivalent {g['n_equivalent']} / "
+            f"undecidable {g['n_undecidable']} of {g['n_pairs']} pairs; mean congruity "
+            f"{num(g['mean_congruity'])} [{num(g['ci_low'])}, {num(g['ci_high'])}]{paper}"
         )
-    print(f"report: {args.root}/ioi/report/ (report.md, matrix.png, circuits.json, ...)")
-    return 0

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from interpeq.equivalence.pairwise import check_test_options
 from interpeq.lm.circuits import METRICS, RULES
 from interpeq.lm.ioi import CORRUPTIONS
 from interpeq.resources import config_path
@@ -84,6 +85,10 @@ class IOIConfig:
     prepend_bos: bool = True
     m: int = 40
     alpha: float = 0.05
+    # the pairwise test's null (interpeq.equivalence.pairwise_congruity): "auto", the
+    # calibrated null, needs >= 4 models per family (else its pairs are undecidable);
+    # "intervention": the raw draws, assumed to move a model as far as retraining does
+    impls: str = "auto"
     p_include: float = 0.5
     apply_ln: bool | str = True
     circuit: CircuitRule = field(default_factory=CircuitRule)
@@ -114,6 +119,7 @@ class IOIConfig:
             raise ValueError("n_prompts must be >= 10 (the ridge fits hold out 10%)")
         if not 0 < self.alpha < 1 or not 0 < self.p_include <= 1:
             raise ValueError("alpha must be in (0, 1) and p_include in (0, 1]")
+        check_test_options(self.alpha, self.impls)
         if self.apply_ln not in (True, False, "last"):
             raise ValueError(f"apply_ln must be true, false or 'last', got {self.apply_ln!r}")
 

@@ -9,9 +9,20 @@ For every model of the config (default gpt2, gpt2-medium, pythia-160m, pythia-41
    patching, the circuit by the config's rule, the representation (last real token,
    accumulated residual stream) and ``m`` co-implementations (non-circuit heads patched
    from the corrupted prompts);
-4. the pairwise congruity test over all models (:func:`pairwise_congruity`, widths may
-   differ) and group summaries within each family and across families, beside the
-   paper's 0.92 (GPT-2) / 0.73 (Pythia) / 0.13 (across);
+4. the pairwise test over all models (:func:`pairwise_congruity` with the config's
+   ``impls``, widths may differ): per pair a decision (rejected / equivalent /
+   undecidable), its p-value and the smallest one its nulls could reach; group
+   summaries within each family and across families (decision counts, then mean
+   congruity beside the paper's 0.92 (GPT-2) / 0.73 (Pythia) / 0.13 (across)); and per
+   family the narrow-null diagnostic (:func:`~interpeq.equivalence.groups.null_spread`:
+   how far the draws move a model against how far apart the family's models are).
+
+   The default null (``impls: auto``) is calibrated on the spread between a family's
+   models and needs at least 4 of them: with the paper's one or two models per family
+   every pair is *undecidable* (no evidence either way, and congruity has no null to
+   be computed against). The report says so, with how many models per family would
+   decide; ``impls: intervention`` opts into the raw resample-patching draws, valid
+   only if they move a model at least as far as retraining does (an assumption);
 5. the report folder ``<root>/ioi/report/`` (:mod:`interpeq.lm.report`) and a W&B (or CSV)
    run with its figures, tables and summary.
 """
@@ -27,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interpeq.equivalence import Unit, group_summary, pairwise_congruity
+from interpeq.equivalence.groups import null_spread
 from interpeq.lm.adapters import LMAdapter
 from interpeq.lm.circuits import (
     co_implementations,
@@ -114,8 +126,14 @@ def run_model(r: Resolved, prompts: IOIPrompts, cfg: IOIConfig, *, progress: boo
     return unit, info
 
 
-def summaries(pairs: list[dict], families: list[str], seed: int) -> dict[str, Any]:
-    """Group summaries: each family pair ``"a~b"`` and the headline within/across means."""
+def summaries(
+    pairs: list[dict], families: list[str], seed: int, units: list[Unit] | None = None
+) -> dict[str, Any]:
+    """Group summaries: each family pair ``"a~b"`` and the headline within/across
+    (decision counts, rejection rate of the decidable pairs, mean congruity); with
+    ``units``, ``null_spread``: each family's narrow-null diagnostic, from the pairs'
+    similarities (no new fit), because a raw null narrower than the spread between a
+    family's models rejects equivalent ones."""
     out: dict[str, Any] = {"groups": {}}
     for i, a in enumerate(families):
         for b in families[i:]:
@@ -127,6 +145,10 @@ def summaries(pairs: list[dict], families: list[str], seed: int) -> dict[str, An
     }
     heads["across"] = [p for p in pairs if p["group_a"] != p["group_b"]]
     out["headline"] = {k: group_summary(v, seed=seed).to_dict() for k, v in heads.items() if v}
+    if units is not None:
+        pos = {u.id: k for k, u in enumerate(units)}
+        sims = {(pos[p["a"]], pos[p["b"]]): p["similarity"] for p in pairs}
+        out["null_spread"] = {s.group: s.to_dict() for s in null_spread(units, sims, seed=seed)}
     return out
 
 
@@ -147,9 +169,11 @@ def run_ioi(
         unit, info = run_model(r, prompts, cfg, progress=progress)
         units.append(unit)
         infos.append(info)
-    pairs = pairwise_congruity(units, alpha=cfg.alpha, seed=cfg.seed, progress=progress)
+    pairs = pairwise_congruity(
+        units, alpha=cfg.alpha, seed=cfg.seed, impls=cfg.impls, progress=progress
+    )
     families = list(dict.fromkeys(r.family for r in resolved))
-    groups = summaries(pairs, families, cfg.seed)
+    groups = summaries(pairs, families, cfg.seed, units)
     out = Path(root) / "ioi" / "report"
     return write_report(
         out,

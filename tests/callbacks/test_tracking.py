@@ -1,6 +1,7 @@
 """ActivationCapture + EquivalenceTracker: W&B offline / CSV logging, the curve, stacked runs, bad input."""
 
 import csv
+import json
 import math
 
 import pytest
@@ -37,7 +38,11 @@ def _no_hooks(model):
 
 def test_wandb_offline_curve_and_equivalence(tmp_path, monkeypatch, ref_zoo):
     """Both callbacks, W&B offline: history has equivalence keys at several steps, finite;
-    the model trained to add_next ends more congruent to add_next than to all_equal."""
+    the model trained to add_next ends more congruent to add_next than to all_equal.
+
+    The reference groups have two models each: too few for the calibrated null, so this
+    test opts into the raw intervention null (assumed wide enough), whose decisions are
+    attainable here (m = 20: smallest p-value 2/21 <= alpha = 0.1)."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -51,7 +56,9 @@ def test_wandb_offline_curve_and_equivalence(tmp_path, monkeypatch, ref_zoo):
         save_dir=tmp_path,
     )
     cap = ActivationCapture(15, n_probes=128)
-    tracker = EquivalenceTracker(refs_of(ref_zoo), capture=cap, m=20, alpha=0.1)
+    tracker = EquivalenceTracker(
+        refs_of(ref_zoo), capture=cap, m=20, alpha=0.1, impls="intervention"
+    )
     result = _fit(tmp_path, [cap, tracker], logger)
     logger.finish()
 
@@ -65,6 +72,10 @@ def test_wandb_offline_curve_and_equivalence(tmp_path, monkeypatch, ref_zoo):
         assert [h["trainer/global_step"] for h in rows] == [0, 15, 30, 45, 60]
         for h in rows:
             for k in (
+                "rejected",
+                "equivalent",
+                "undecidable",
+                "min_p_value",
                 "congruity",
                 "congruity_ci_low",
                 "congruity_ci_high",
@@ -72,12 +83,17 @@ def test_wandb_offline_curve_and_equivalence(tmp_path, monkeypatch, ref_zoo):
                 "similarity",
             ):
                 assert math.isfinite(h[f"equivalence/{g}/{k}"])
+            assert h[f"equivalence/{g}/undecidable"] == 0
         assert math.isfinite(run["summary"][f"equivalence_final/{g}/congruity"])
 
     # the curve: trained to interpretation A -> more congruent to A's references than B's
     final = {g: tracker.curve()[g][-1] for g in GROUPS}
     assert final["add_next"]["congruity"] > final["all_equal"]["congruity"]
+    assert final["all_equal"]["min_p_value"] <= 0.1  # rejection was attainable
     assert final["all_equal"]["rejection_rate"] == 1.0
+    assert final["all_equal"]["decision"] == "rejected" and final["all_equal"]["rejected"] == 2
+    assert final["add_next"]["null"] == "intervention"
+    assert run["summary"]["equivalence_final/all_equal/decision"] == "rejected"
 
     # captures: in memory, on disk as a datasets.Dataset, hooks gone, plot written
     ds = load_captures(tmp_path / "run")
@@ -90,16 +106,26 @@ def test_wandb_offline_curve_and_equivalence(tmp_path, monkeypatch, ref_zoo):
 
 
 def test_csv_logger_curve(tmp_path, ref_zoo):
+    """The default (calibrated) null against a group of two references: every capture
+    is undecidable, said by a warning, the counts, a NaN rejection rate (not 0) and the
+    ``decision`` column of the curve's CSV."""
     logger = make_logger("csv", run_name="m", group="g", config={"a": 1}, save_dir=tmp_path)
     tracker = EquivalenceTracker(
         {"A": ref_zoo.select(task="add_next")}, every_n_steps=10, m=8, alpha=0.3
     )
-    _fit(tmp_path, [tracker], logger, steps=30)
+    with pytest.warns(RuntimeWarning, match=r"no calibrated null: decisions against A \(2\)"):
+        _fit(tmp_path, [tracker], logger, steps=30)
     with open(tmp_path / "g" / "m" / "metrics.csv") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("equivalence/A/congruity")]
+        rows = [r for r in csv.DictReader(fh) if r.get("equivalence/A/similarity")]
     assert [int(r["step"]) for r in rows] == [0, 10, 20, 30]
     assert all(math.isfinite(float(r["equivalence/A/similarity"])) for r in rows)
+    assert all(float(r["equivalence/A/undecidable"]) == 2 for r in rows)
+    assert all(math.isnan(float(r["equivalence/A/rejection_rate"])) for r in rows)
     assert (tmp_path / "run" / "captures").is_dir()  # the tracker made its own capture
+    with open(tmp_path / "run" / "equivalence_curve.csv") as fh:
+        curve = list(csv.DictReader(fh))
+    assert [r["decision"] for r in curve] == ["undecidable"] * 4
+    assert {r["null"] for r in curve} == {"none"}
 
 
 def test_stacked_training_captures_every_member(tmp_path, ref_zoo):
@@ -173,16 +199,23 @@ def test_wandb_mode_offline_without_account(tmp_path, monkeypatch):
 
 def test_background_analysis_gives_the_inline_numbers(tmp_path, ref_zoo):
     """The worker thread computes what the training thread would: the same curve to the
-    last bit, at the same steps, while the model it read kept training."""
+    last bit, at the same steps, while the model it read kept training (the intervention
+    null: the worker computes the trained model's co-implementations from its snapshot;
+    the calibrated null never reads the model)."""
     curves = {}
     for background in (True, False):
         tracker = EquivalenceTracker(
-            refs_of(ref_zoo), every_n_steps=10, m=6, alpha=0.3, background=background
+            refs_of(ref_zoo),
+            every_n_steps=10,
+            m=6,
+            alpha=0.3,
+            background=background,
+            impls="intervention",
         )
         _fit(tmp_path / str(background), [tracker], steps=30)
-        curves[background] = tracker.history["run"]
+        curves[background] = json.dumps(tracker.history["run"])  # NaN-aware, exact repr
         assert tracker.jobs.pending == 0 and tracker.seconds > 0
-    assert [r["step"] for r in curves[True]["add_next"]] == [0, 10, 20, 30]
+    assert [r["step"] for r in json.loads(curves[True])["add_next"]] == [0, 10, 20, 30]
     assert curves[True] == curves[False]
 
 

@@ -13,6 +13,8 @@ from interpeq.lm.config import IOIConfig, ModelSpec
 
 
 def test_reproduce_ioi_end_to_end(saved_models, tmp_path, capsys):
+    """Two models per family under the default (calibrated) null: every pair is
+    undecidable, and the report leads with that, says why and what would decide."""
     models = [
         str(saved_models["gpt2_a"]),
         str(saved_models["gpt2_b"]),
@@ -24,6 +26,7 @@ def test_reproduce_ioi_end_to_end(saved_models, tmp_path, capsys):
     assert ioi_main(argv) == 0
     out = capsys.readouterr().out
     assert "IOI: 40 prompts" in out and "within_gpt2" in out and "paper 0.92" in out
+    assert "0 rejected, 0 equivalent, 6 undecidable of 6 pairs" in out
     report = tmp_path / "ioi" / "report"
     for name in [
         "matrix.csv", "matrix.png", "groups.png", "pairs.csv", "groups.csv", "circuits.json",
@@ -35,10 +38,24 @@ def test_reproduce_ioi_end_to_end(saved_models, tmp_path, capsys):
     assert rows[0] == ["id", "family", "gpt2_a", "gpt2_b", "neox_a", "neox_b"]
     assert [r[1] for r in rows[1:]] == ["gpt2", "gpt2", "pythia", "pythia"]
     mat = np.array([[float(v) if v else np.nan for v in r[2:]] for r in rows[1:]])
-    assert mat.shape == (4, 4) and np.isnan(np.diag(mat)).all()
-    off = mat[~np.eye(4, dtype=bool)]
-    assert ((off >= 0) & (off <= 1)).all() and np.allclose(mat, mat.T, equal_nan=True)
+    assert mat.shape == (4, 4) and np.isnan(mat).all()  # no side has a null: no congruity
     summary = json.loads((report / "summary.json").read_text())
+    assert list(summary)[:5] == ["impls", "alpha", "m", "note", "decisions"]
+    assert summary["impls"] == "auto" and len(summary["decisions"]) == 6
+    for d in summary["decisions"]:
+        assert d["decision"] == "undecidable" and d["null_a"] == d["null_b"] == "none"
+        assert d["min_p_value"] > summary["alpha"] and d["members_needed"] == 4
+    note = summary["note"]
+    assert "6 of 6 pairs are undecidable" in note and "at least 4 models per family" in note
+    assert "(here: gpt2 2, pythia 2)" in note and "m >= 39" in note
+    assert "`impls: intervention`" in note and "as far as retraining" in note
+    assert set(summary["null_spread"]) == {"gpt2", "pythia"}
+    assert summary["null_spread"]["gpt2"]["n_members"] == 2
+    md = (report / "report.md").read_text()
+    assert md.index("## Decisions") < md.index("## Mean congruity beside the paper")
+    assert note in md and "| gpt2_a | gpt2_b | **undecidable** |" in md
+    with open(report / "pairs.csv") as f:
+        assert {r["decision"] for r in csv.DictReader(f)} == {"undecidable"}
     assert set(summary["headline"]) == {"within_gpt2", "within_pythia", "across"}
     assert summary["headline"]["across"]["n_pairs"] == 4
     assert summary["headline"]["within_pythia"]["paper"] == 0.73
@@ -50,7 +67,6 @@ def test_reproduce_ioi_end_to_end(saved_models, tmp_path, capsys):
     cfg = yaml.safe_load((report / "config.yaml").read_text())
     assert cfg["m"] == 4 and cfg["n_prompts"] == 40 and cfg["circuit"]["rule"] == "fraction"
     assert [m["family"] for m in cfg["resolved_models"]] == ["gpt2", "gpt2", "pythia", "pythia"]
-    assert "within_gpt2" in (report / "report.md").read_text()
     assert list((tmp_path / "ioi").glob("ioi/ioi/metrics.csv"))  # the CSV logger's run
 
 
