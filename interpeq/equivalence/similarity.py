@@ -1,8 +1,11 @@
 """The functional similarity API, and the one place that dispatches on the method.
 
 ``method`` is ``"ridge"`` (linear predictivity, both directions, SPEC section 3: the
-batched :class:`~interpeq.equivalence.ridge.RidgeEngine`), ``"cka"`` or
-``"cka_debiased"`` (:mod:`interpeq.equivalence.cka`). :func:`pair_scores` is the only
+batched :class:`~interpeq.equivalence.ridge.RidgeEngine`), ``"paper"`` (the paper
+code's score, so that numbers can be compared with the paper: one direction, ``i -> j``,
+with sklearn ``RidgeCV``'s default grid ``(0.1, 1, 10)`` on a 90/10 split; the same
+engine), ``"cka"`` or ``"cka_debiased"`` (:mod:`interpeq.equivalence.cka`).
+:func:`pair_scores` is the only
 function that looks at ``method``; congruity, the pairwise core, the metrics and
 :func:`similarity_matrix` all score pairs through it, so a new similarity is added
 here once.
@@ -20,13 +23,42 @@ from interpeq.equivalence.checks import check_representation
 from interpeq.equivalence.cka import _cka
 from interpeq.equivalence.ridge import RidgeEngine
 
-SIMILARITY_METHODS = ("ridge", "cka", "cka_debiased")
+SIMILARITY_METHODS = ("ridge", "paper", "cka", "cka_debiased")
+ENGINE_METHODS = ("ridge", "paper")  # the methods that take the ridge engine's options
+# The paper code (alansun17904/interp-equiv, ``encoder_fit``): ``RidgeCV()`` (sklearn's
+# default alphas, one penalty for all targets, intercept) fitted on a random 90% of
+# the rows, ``sqrt(max(R2, 0))`` on the other 10%, in one direction.
+PAPER_ALPHAS = (0.1, 1.0, 10.0)
+PAPER_TEST_FRACTION = 0.1
 
 
 def check_method(method: str) -> str:
     if method not in SIMILARITY_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {SIMILARITY_METHODS}")
+        raise ValueError(
+            f"unknown similarity method {method!r}; choose one of {', '.join(SIMILARITY_METHODS)}"
+        )
     return method
+
+
+def _paper_options(ridge: dict[str, Any]) -> dict[str, Any]:
+    """The engine options of ``"paper"``: its grid and split are the paper's, so a
+    caller asking for others gets an error rather than a score that is not the paper's
+    (``None`` / the default 0.1, what every caller passes by default, are accepted)."""
+    opts = dict(ridge)
+    alphas = opts.pop("alphas", None)
+    got = None if alphas is None else torch.as_tensor(alphas, dtype=torch.float64)
+    if got is not None and got.reshape(-1).tolist() != list(PAPER_ALPHAS):
+        raise ValueError(
+            f"method 'paper' uses the paper's alphas {PAPER_ALPHAS}, got {alphas!r}; "
+            "use method='ridge' for another grid"
+        )
+    test_fraction = opts.pop("test_fraction", PAPER_TEST_FRACTION)
+    if test_fraction != PAPER_TEST_FRACTION:
+        raise ValueError(
+            f"method 'paper' holds out {PAPER_TEST_FRACTION} of the rows, got "
+            f"test_fraction={test_fraction!r}; use method='ridge' for another split"
+        )
+    return dict(opts, alphas=PAPER_ALPHAS, test_fraction=PAPER_TEST_FRACTION)
 
 
 def pair_scores(
@@ -40,13 +72,20 @@ def pair_scores(
     """``[len(pairs), 2]`` scores ``(i -> j, j -> i)`` of each pair of ``reprs``.
 
     Ridge: the two encoding scores, from one engine over ``reprs`` (each source
-    factorised once, one shared split; ``ridge`` holds its options). CKA is symmetric:
-    both columns hold the same value. The similarity of a pair is the row minimum.
+    factorised once, one shared split; ``ridge`` holds its options). ``"paper"`` scores
+    one direction only, ``i -> j`` (``j`` predicted from ``i``, the paper code's
+    ``encoder_fit(X=i, Y=j)``), and puts it in both columns, so that callers taking the
+    row minimum get that score; ``ridge`` may hold ``seed``, ``device``, ``precision``
+    (its grid and split are fixed, see :func:`_paper_options`). CKA is symmetric: both
+    columns hold the same value. The similarity of a pair is the row minimum.
     """
     check_method(method)
     pairs = [(int(i), int(j)) for i, j in pairs]
-    if method == "ridge":
+    if method in ENGINE_METHODS:
         names = list(names) if names is not None else [f"reprs[{i}]" for i in range(len(reprs))]
+        if method == "paper":
+            engine = RidgeEngine(reprs, names=names, **_paper_options(ridge))
+            return engine.scores(pairs)[:, None].repeat(1, 2)
         engine = RidgeEngine(reprs, names=names, **ridge)
         ordered = [p for i, j in pairs for p in ((i, j), (j, i))]
         return engine.scores(ordered).reshape(-1, 2)
@@ -116,7 +155,8 @@ def similarity_matrix(
     precision: str = "mixed",
 ) -> Tensor:
     """``[k, k]`` symmetric similarity of ``k`` representations of the same probe rows
-    (diagonal 1): the row minimum of :func:`pair_scores` for every pair."""
+    (diagonal 1): the row minimum of :func:`pair_scores` for every pair (``"paper"``:
+    the score of ``i -> j`` for ``i < j``, in both cells)."""
     reprs = list(reprs)
     if not reprs:
         raise ValueError("reprs must contain at least one representation")
@@ -125,7 +165,7 @@ def similarity_matrix(
     ridge = dict(
         alphas=alphas, test_fraction=test_fraction, seed=seed, device=device, precision=precision
     )
-    if method != "ridge":
+    if method not in ENGINE_METHODS:
         ridge = {}
     dev = reprs[0].device if isinstance(reprs[0], Tensor) and device is None else device
     out = torch.ones(k, k, dtype=torch.float64, device=dev)

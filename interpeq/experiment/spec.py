@@ -56,6 +56,7 @@ COMPARE_KEYS = {
     "one_sided",
     "impls",
     "include_unconverged",
+    "similarity",
 }
 # Trainer arguments interpeq sets itself (from train:, logger:, tracking:).
 RESERVED_TRAINER = {"max_steps", "callbacks", "logger", "default_root_dir", "val_check_interval"}
@@ -94,6 +95,7 @@ class CompareSpec:
     one_sided: bool = False
     impls: str = "auto"
     include_unconverged: bool = False
+    similarity: str = "ridge"  # interpeq.equivalence.SIMILARITY_METHODS ("paper": the paper's)
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`interpeq.compare.compare_zoo`."""
@@ -254,6 +256,7 @@ def _tracking(data: Any) -> TrackingSpec | None:
 
 def _compare(data: Any) -> CompareSpec:
     from interpeq.compare import IMPL_SOURCES, UNIT_KINDS
+    from interpeq.equivalence.similarity import check_method
 
     if data is None or isinstance(data, bool):
         return CompareSpec(enabled=bool(data))
@@ -266,6 +269,10 @@ def _compare(data: Any) -> CompareSpec:
         raise ValueError(f"compare.impls must be one of {list(IMPL_SOURCES)}, got {spec.impls!r}")
     if spec.units not in UNIT_KINDS:
         raise ValueError(f"compare.units must be one of {list(UNIT_KINDS)}, got {spec.units!r}")
+    try:
+        check_method(spec.similarity)
+    except ValueError as err:
+        raise ValueError(f"compare.similarity: {err}") from None
     return spec
 
 
