@@ -9,25 +9,26 @@ from interpeq.compare.result import CompareResult
 from interpeq.report import log_image, log_summary, log_table
 from interpeq.report.wandb import SafeWandbLogger
 
+PAIR_KEYS = (
+    "a", "b", "group_a", "group_b", "decision", "congruity", "p", "p_value", "min_p_value",
+    "null_a", "null_b", "reject", "similarity",
+)  # fmt: skip
+GROUP_KEYS = (
+    "group_a", "group_b", "n_rejected", "n_equivalent", "n_undecidable", "n_pairs",
+    "rejection_rate", "mean_congruity", "ci_low", "ci_high", "mean_p_value",
+)  # fmt: skip
+
 
 def log_compare(logger: Any, result: CompareResult) -> None:
-    """The heatmap as an image, pairs / group pairs / matrix as ``wandb.Table`` s, and the summary."""
+    """The heatmap as an image, pairs / group pairs / matrix as ``wandb.Table`` s, and the
+    summary: the rejected / equivalent / undecidable counts apart (overall, per side and
+    per group pair), rejection rates over the decidable pairs."""
     log_image(logger, "equivalence/matrix", result.files["matrix.png"])
-    keys = ["a", "b", "group_a", "group_b", "congruity", "p", "p_value", "reject", "similarity"]
-    log_table(logger, "equivalence/pairs", keys, [[r[k] for k in keys] for r in result.pairs])
-    gkeys = [
-        "group_a",
-        "group_b",
-        "mean_congruity",
-        "ci_low",
-        "ci_high",
-        "rejection_rate",
-        "mean_p_value",
-        "n_pairs",
-        "n_equivalent",
-    ]
+    keys = list(PAIR_KEYS)
+    log_table(logger, "equivalence/pairs", keys, [[r.get(k) for k in keys] for r in result.pairs])
+    gkeys = list(GROUP_KEYS)
     log_table(
-        logger, "equivalence/group_pairs", gkeys, [[g[k] for k in gkeys] for g in result.groups]
+        logger, "equivalence/group_pairs", gkeys, [[g.get(k) for k in gkeys] for g in result.groups]
     )
     log_table(
         logger,
@@ -45,8 +46,9 @@ def log_compare(logger: Any, result: CompareResult) -> None:
     }
     for g in result.groups:
         name = f"{g['group_a']}~{g['group_b']}"
-        for k in ("rejection_rate", "mean_p_value", "mean_congruity", "ci_low", "ci_high"):
-            flat[f"equivalence/{name}/{k}"] = g[k]
+        for k in GROUP_KEYS[2:]:
+            if k in g:
+                flat[f"equivalence/{name}/{k}"] = g[k]
     log_summary(logger, flat)
 
 

@@ -2,6 +2,7 @@
 probes, units) get their own folder, other numbers (m, alpha, ...) are refused unless
 --overwrite; the summary says which options made it."""
 
+import csv
 import json
 
 import pytest
@@ -31,6 +32,11 @@ def test_two_comparisons_with_different_options_keep_both(zoo_dir, capsys):
     assert main(base) == 0
     out = capsys.readouterr().out
     assert f"options: n_probes=48, m=6 (units: members) -> {eq}" in out
+    # one group of 2 members: no calibrated null, its one pair undecidable (not equivalent)
+    assert "within-group pairs  rejected 0 / equivalent 0 / undecidable 1" in out
+    assert "1 pair(s) undecidable (in add_next)" in out and "at least 4 members" in out
+    with open(eq / "decisions.csv") as fh:
+        assert [row[2:] for row in csv.reader(fh)][1:] == [["", "undecidable"], ["undecidable", ""]]
     first = (eq / "results.json").read_bytes()
 
     assert main([*base, "--one-sided"]) == 0
