@@ -45,12 +45,12 @@ def test_group_matrix_cells_carry_the_decision(monkeypatch, tmp_path):
     the test rejects (one direction far, the other close) does not read as equivalent."""
     import numpy as np
 
-    from interpeq.report import plots
+    from interpeq.report import summary_plots
 
     seen = {}
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: seen.setdefault("fig", fig))
+    monkeypatch.setattr(summary_plots, "save_figure", lambda fig, path: seen.setdefault("fig", fig))
     mean = np.array([[0.9, 0.93], [0.93, np.nan]])
-    plots.group_matrix_plot(
+    summary_plots.group_matrix_plot(
         mean, mean - 0.1, mean + 0.05, ["a", "b"], tmp_path / "m.png",
         rejection=np.array([[0.0, 1.0], [1.0, np.nan]]), n_pairs=np.array([[3, 1], [1, 0]]),
     )  # fmt: skip

@@ -166,10 +166,8 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return [line(head), *(line(r) for r in rows)]
 
 
-PAIR_KEYS = (
-    "a", "b", "group_a", "group_b", "similarity", "congruity", "p", "p_value", "reject",
-    "decision", "min_p_value",
-)  # fmt: skip
+PAIR_KEYS = ("a", "b", "group_a", "group_b", "similarity", "congruity", "p", "p_value")
+PAIR_KEYS += ("reject", "decision", "min_p_value")
 
 
 def calibrate_zoo(

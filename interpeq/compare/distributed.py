@@ -3,7 +3,7 @@ the single-process :func:`interpeq.equivalence.pairwise_congruity`.
 
 The pairwise work is
 
-* **self-distances** (``impls="intervention"``): per unit, one
+* **self-distances** (``impls="auto"`` or ``"intervention"``): per unit, one
   :class:`~interpeq.equivalence.RidgeEngine` over its representation and its ``m``
   co-implementations (:func:`~interpeq.equivalence.self_distances`). Independent per
   unit: a block is a share of the units, and the numbers are those of one process.
@@ -219,7 +219,7 @@ def pairwise_congruity_blocks(
     alpha: float = 0.05,
     seed: int = 0,
     one_sided: bool = False,
-    impls: str = "intervention",
+    impls: str = "auto",
     progress: bool = False,
     **ridge: Any,
 ) -> list[dict[str, Any]]:
@@ -241,7 +241,10 @@ def pairwise_congruity_blocks(
     n_blocks = blocks or workers
 
     def run(blocks_runner: _Blocks) -> list[dict[str, Any]]:
-        todo = [i for i in used if impls in OWN_DRAWS and units[i].self_d is None]
+        # the calibrated null (auto) reads the draws of every member of a used unit's group
+        groups = {units[i].group for i in used} if impls == "auto" else set()
+        need = sorted(set(used) | {k for k, u in enumerate(units) if u.group in groups})
+        todo = [i for i in need if impls in OWN_DRAWS and units[i].self_d is None]
         if todo:
             plan = _balance([(units[i].impls.shape[0], i) for i in todo], n_blocks)
             jobs = [

@@ -95,7 +95,7 @@ def _pair_similarities(
     mats: list[Tensor], pairs: list[tuple[int, int]], method: str, ridge_kwargs: dict
 ) -> Tensor:
     """Similarity of each unordered pair (the worse direction for ridge)."""
-    ridge = ridge_kwargs if method == "ridge" else {}
+    ridge = ridge_kwargs if method in ("ridge", "paper") else {}
     return pair_scores(mats, pairs, method=method, **ridge).amin(1)
 
 

@@ -127,6 +127,24 @@ def resolve_tracking(exp: ExperimentSpec, root: Path) -> tuple[set[str], dict[st
     return first, out
 
 
+def _warn_small_reference_groups(groups: dict[str, list], impls: str) -> None:
+    """Once per run: reference groups too small for the calibrated null make every
+    decision against them undecidable."""
+    from interpeq.equivalence.nulls import MIN_MEMBERS
+
+    small = {g: len(refs) for g, refs in groups.items() if len(refs) < MIN_MEMBERS}
+    if impls == "auto" and small:
+        warnings.warn(
+            "tracking: no calibrated null for reference group(s) "
+            + ", ".join(f"{g} ({n} model(s))" for g, n in small.items())
+            + f": decisions against them are undecidable; give at least {MIN_MEMBERS} "
+            "references per group (e.g. several 'self:seed=K'), or tracking.impls: "
+            "intervention if the draws are known to be as wide as retraining",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
 def _as_list(refs: Any) -> list:
     return list(refs) if isinstance(refs, (list, tuple)) else [refs]
 
@@ -166,9 +184,11 @@ def tracking_factory(
                 alpha=t.alpha,
                 seed=t.seed,
                 one_sided=t.one_sided,
+                impls=t.impls,
                 include_unconverged=t.include_unconverged,
                 background=t.background,
             )
+        _warn_small_reference_groups(tracker.groups, t.impls)
         return [capture, tracker]
 
     if not t.include_unconverged:

@@ -42,6 +42,7 @@ TRACKING_KEYS = {
     "alpha",
     "seed",
     "one_sided",
+    "impls",
     "include_unconverged",
     "background",
 }
@@ -79,6 +80,7 @@ class TrackingSpec:
     alpha: float = 0.05
     seed: int = 0
     one_sided: bool = False
+    impls: str = "auto"  # the calibrated null (docs/calibration.md); "intervention": raw draws
     include_unconverged: bool = False
     background: bool = True  # analyse captures in a worker thread while training goes on
 
@@ -248,6 +250,11 @@ def _tracking(data: Any) -> TrackingSpec | None:
     for name in ("every_n_steps", "n_probes", "m"):
         _positive_int(getattr(spec, name), f"tracking.{name}")
     _probability(spec.alpha, "tracking.alpha")
+    if spec.impls not in ("auto", "intervention"):
+        raise ValueError(
+            f"tracking.impls must be 'auto' or 'intervention', got {spec.impls!r} (the trained "
+            "model is alone in its group, so the training null has nothing to rank against)"
+        )
     for name in ("one_sided", "include_unconverged", "background"):
         if not isinstance(getattr(spec, name), bool):
             raise ValueError(f"tracking.{name} must be true or false, got {getattr(spec, name)!r}")

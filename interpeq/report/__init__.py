@@ -1,6 +1,7 @@
 """Reports: figures (congruity heatmaps, equivalence curves) and logging (W&B / CSV)."""
 
-from interpeq.report.plots import congruity_heatmap, equivalence_curves, group_matrix_plot
+from interpeq.report.plots import congruity_heatmap
+from interpeq.report.summary_plots import equivalence_curves, group_matrix_plot
 from interpeq.report.wandb import (
     LOGGER_KINDS,
     SafeCSVLogger,

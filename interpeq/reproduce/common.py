@@ -153,11 +153,13 @@ def write_json(path: Path, payload: Any) -> Path:
 
 def group_matrix(groups: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, np.ndarray]:
     """``compare`` group-pair rows -> ``[k, k]`` arrays (mean, ci_low, ci_high,
-    rejection_rate, n_pairs), symmetric, NaN where a group pair has no pairs."""
+    rejection_rate over decidable pairs, n_pairs, n_undecidable), symmetric, NaN where a
+    group pair has no pairs."""
     pos = {g: i for i, g in enumerate(labels)}
     k = len(labels)
     out = {key: np.full((k, k), np.nan) for key in ("mean", "ci_low", "ci_high", "rejection_rate")}
     out["n_pairs"] = np.zeros((k, k), dtype=int)
+    out["n_undecidable"] = np.zeros((k, k), dtype=int)
     for g in groups:
         i, j = pos.get(g["group_a"]), pos.get(g["group_b"])
         if i is None or j is None:
@@ -168,6 +170,7 @@ def group_matrix(groups: Sequence[dict[str, Any]], labels: Sequence[str]) -> dic
             out["ci_high"][a, b] = g["ci_high"]
             out["rejection_rate"][a, b] = g["rejection_rate"]
             out["n_pairs"][a, b] = g["n_pairs"]
+            out["n_undecidable"][a, b] = g.get("n_undecidable", 0)
     return out
 
 

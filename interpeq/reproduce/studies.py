@@ -46,6 +46,9 @@ ROW_COLUMNS = (
     "ci_high",
     "rejection_rate",
     "n_pairs",
+    "n_rejected",
+    "n_equivalent",
+    "n_undecidable",
     "mean_similarity",
 )
 
@@ -143,6 +146,7 @@ def run_study(
             families=families,
             rejection=mat["rejection_rate"],
             n_pairs=mat["n_pairs"],
+            undecidable=mat["n_undecidable"],
             title=f"{spec.name}: mean congruity between tasks\n(co-implementations by {impls})",
         )
         if study == "settings":
@@ -200,10 +204,11 @@ def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
             r = next((r for r in rows if r["a"] == task and r["b"] == kind), None)
             if r:
                 xs.append(t + (k - len(kinds) / 2 + 0.5) * width)
-                ys.append(r["mean_congruity"])
-                lo.append(r["mean_congruity"] - r["ci_low"])
-                hi.append(r["ci_high"] - r["mean_congruity"])
-                rejected.append(f"rej. {round(r['rejection_rate'] * r['n_pairs'])}/{r['n_pairs']}")
+                scored = r["mean_congruity"] == r["mean_congruity"]  # NaN: nothing decidable
+                ys.append(r["mean_congruity"] if scored else 0.0)
+                lo.append(r["mean_congruity"] - r["ci_low"] if scored else 0.0)
+                hi.append(r["ci_high"] - r["mean_congruity"] if scored else 0.0)
+                rejected.append(_decided_label(r))
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=kind)
         for x, y, up, text in zip(xs, ys, hi, rejected, strict=True):
             ax.text(x, y + up + 0.02, text, ha="center", fontsize=6, rotation=90)
@@ -213,11 +218,18 @@ def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:
     ax.set_ylabel("mean congruity of same-task pairs")
     ax.set_title(
         f"congruity within each zoo setting (co-implementations by {impls})\n"
-        "above each bar: same-task pairs the test rejected",
+        "above each bar: same-task pairs rejected / decidable (und.: undecidable)",
         fontsize=10,
     )
     ax.legend(fontsize=8, ncol=5, loc="upper center")
     return save_figure(fig, path)
+
+
+def _decided_label(r: dict[str, Any]) -> str:
+    """``rej. k/n`` over the decidable pairs, and the undecidable ones apart."""
+    und = r.get("n_undecidable", 0)
+    text = f"rej. {r.get('n_rejected', 0)}/{r['n_pairs'] - und}"
+    return text + (f", und. {und}" if und else "")
 
 
 def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
@@ -235,13 +247,16 @@ def study_markdown(summary: dict[str, Any], members: list[dict]) -> str:
         if summary["experiment"] == "settings":
             lines += [f"![{impls} by setting](settings_{impls}_by_setting.png)", ""]
         lines += [
-            "| | | mean congruity [95% CI] | rejected | pairs | mean similarity |",
+            "| | | rejected / equivalent / undecidable | mean congruity [95% CI] | pairs "
+            "| mean similarity |",
             "|---|---|---|---|---|---|",
         ]
         for r in res["rows"]:
+            counts = f"{r.get('n_rejected', 0)} / {r.get('n_equivalent', 0)} / "
             lines.append(
-                f"| {r['a']} | {r['b']} | {r['mean_congruity']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
-                f"| {r['rejection_rate']:.2f} | {r['n_pairs']} | {r['mean_similarity']:.3f} |"
+                f"| {r['a']} | {r['b']} | {counts}{r.get('n_undecidable', 0)} "
+                f"| {r['mean_congruity']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
+                f"| {r['n_pairs']} | {r['mean_similarity']:.3f} |"
             )
         lines.append(f"\nsmallest attainable p-value {res['min_p_value']:.3f}")
     if summary.get("mechanisms"):

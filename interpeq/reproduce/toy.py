@@ -232,6 +232,7 @@ def run_toy(
                 families=families,
                 rejection=mat["rejection_rate"],
                 n_pairs=mat["n_pairs"],
+                undecidable=mat["n_undecidable"],
                 title=f"{spec.name}: mean {form.replace('_', '-')} congruity between algorithms\n"
                 f"(co-implementations by {impls})",
             )

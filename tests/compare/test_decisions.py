@@ -8,7 +8,8 @@ import torch
 
 from interpeq.compare.result import CompareResult, summarize
 from interpeq.equivalence import Unit, group_pairs, pairwise_congruity
-from interpeq.report.plots import decision_colours, equivalence_curves
+from interpeq.report.plots import decision_colours
+from interpeq.report.summary_plots import equivalence_curves
 
 M = 40
 

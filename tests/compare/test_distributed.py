@@ -135,7 +135,7 @@ def test_compare_zoo_over_two_ray_workers_writes_the_same_files(local_ray, tmp_p
         {
             "name": "dist",
             "tasks": ["add_next", "all_equal"],
-            "seeds": [0, 1, 2],
+            "seeds": [0, 1, 2, 3],  # four per group: the calibrated null scores every pair
             "settings": ["D"],
             "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
             "train": {
@@ -155,8 +155,9 @@ def test_compare_zoo_over_two_ray_workers_writes_the_same_files(local_ray, tmp_p
     assert main(args) == 0
     for name in ("matrix.csv", "results.json"):
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
-    assert one.summary["n_pairs"] == 15
+    assert one.summary["n_pairs"] == 28
     assert len({r["congruity"] for r in one.pairs}) > 3  # not a constant matrix
+    assert all(r["null_a"] == "calibrated" for r in one.pairs)
     assert (tmp_path / "two" / "matrix.png").stat().st_size > 0
     # another reading travels to the Ray workers and gives the local numbers
     read = ["--representation", "no-embedding", "--out"]

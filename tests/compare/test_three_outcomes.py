@@ -14,7 +14,7 @@ from interpeq.compare.files import congruity_matrix, results_payload, write_file
 from interpeq.compare.log import log_compare
 from interpeq.compare.result import CompareResult, summarize
 from interpeq.equivalence import Unit, group_pairs, pairwise_congruity
-from interpeq.report import plots
+from interpeq.report import plots, summary_plots
 
 M = 40
 SETTINGS = {"zoo": "z", "against": None, "n_probes": 4, "m": M, "alpha": 0.05, "seed": 0}
@@ -196,9 +196,11 @@ def test_pair_heatmap_names_members_and_shows_undecidable(result, monkeypatch, t
 
 def test_group_matrix_marks_cells_without_a_decidable_pair(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path, **_: seen.setdefault("f", fig))
+    monkeypatch.setattr(
+        summary_plots, "save_figure", lambda fig, path, **_: seen.setdefault("f", fig)
+    )
     mean = np.array([[0.5, 0.2], [0.2, np.nan]])
-    plots.group_matrix_plot(
+    summary_plots.group_matrix_plot(
         mean, mean - 0.1, mean + 0.1, ["a", "b"], tmp_path / "g.png",
         rejection=np.array([[0.5, 1.0], [1.0, np.nan]]), n_pairs=np.array([[6, 4], [4, 1]]),
         undecidable=np.array([[2, 0], [0, 1]]),
@@ -215,7 +217,7 @@ def test_equivalence_curve_marks_undecidable_steps(tmp_path):
         {"step": s, "congruity": c, "ci_low": c, "ci_high": c, "rejection_rate": r}
         for s, c, r in ((0, 0.7, 0.0), (50, math.nan, math.nan), (100, 0.1, 1.0))
     ]
-    path = plots.equivalence_curves({"ref": rows}, tmp_path / "curve.png")
+    path = summary_plots.equivalence_curves({"ref": rows}, tmp_path / "curve.png")
     assert path.stat().st_size > 10_000
 
 

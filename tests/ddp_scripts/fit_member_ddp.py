@@ -63,7 +63,9 @@ def main() -> None:
         make_logger("csv", run_name="m", group="ddp", save_dir=out),
     ]
     cap = ActivationCapture(50, n_probes=96, probe_seed=1)
-    tracker = EquivalenceTracker(refs, capture=cap, m=6, alpha=0.2, n_boot=50, plot=False)
+    tracker = EquivalenceTracker(
+        refs, capture=cap, m=6, alpha=0.2, n_boot=50, plot=False, impls="intervention"
+    )  # one model per reference group: the raw draws (the calibrated null needs 4)
     kwargs = {"devices": devices, "strategy": "ddp"} if devices > 1 else {}
     kwargs["precision"] = precision
     result = fit_member(
