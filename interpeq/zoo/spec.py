@@ -12,6 +12,15 @@ which of the four settings of SPEC section 6 to draw for each:
 them per task, keyed by a catalogue task name (applies to that task and to every
 algorithm stage that is that task) or by an exact entry of the member list
 (``algorithm_5/stage0``, applied last), e.g. ``task_train: {any_duplicate: {lr: 0.001}}``.
+``task_model`` does the same for the architecture (``model`` keys: ``n_layers``,
+``d_model``, ``n_heads``, ``d_head``, ``d_mlp``, ...), e.g. ``task_model:
+{sort_descending: {d_model: 64, d_mlp: 256}}``: a task that does not converge at the
+zoo's size gets its own size without growing every other member (issue #25's sort
+stages). Overriding ``d_model`` or ``n_heads`` without ``d_head`` sets ``d_head =
+d_model // n_heads``. Each member's recorded config (``member.json``) holds the
+resolved model; settings A and B draw from ``architectures`` around the task's model.
+Bad keys, values or task names are one-line errors naming the section, the task and
+the valid choices, before any training is spent.
 
 Every draw is seeded from ``(seed namespace, task, setting, seed)`` with a stable hash,
 so the same YAML always yields the same members, in any process, on any machine. The
@@ -55,6 +64,7 @@ ZOO_KEYS = {
     "architectures",
     "train",
     "task_train",
+    "task_model",
     "stacked",
     "max_stack",
     "compile",
@@ -128,6 +138,7 @@ class ZooSpec:
     architectures: dict[str, list[Any]] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     task_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     stacked: bool = True
     max_stack: int | None = None
     compile: str | None = None
@@ -200,6 +211,7 @@ class ZooSpec:
                 "settings A and B draw architectures: give 'architectures' ranges, e.g. {n_layers: [2, 3]}"
             )
         task_train = _task_train(data.get("task_train"), tasks)
+        task_model = _task_overrides(data.get("task_model"), tasks, "task_model", TASK_MODEL_KEYS)
         max_stack = data.get("max_stack")
         if max_stack is not None and (
             isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1
@@ -218,17 +230,30 @@ class ZooSpec:
             architectures={k: list(v) if isinstance(v, list) else [v] for k, v in arch.items()},
             train=dict(data.get("train") or {}),
             task_train=task_train,
+            task_model=task_model,
             stacked=bool(data.get("stacked", True)),
             max_stack=max_stack,
             compile=compiled,
             seed_namespace=namespace,
         )
         spec.base_model()  # validate early, before any training is spent
+        for task_name in spec.tasks:
+            spec.model_for(task_name)
         from interpeq.training import TrainConfig
 
         for task_name in spec.tasks:
-            TrainConfig.from_dict({**spec.train_for(task_name), "seed": 0})
+            try:
+                TrainConfig.from_dict({**spec.train_for(task_name), "seed": 0})
+            except (TypeError, ValueError) as err:
+                where = "train" if task_name not in spec.tasks_with_train() else "task_train"
+                raise ValueError(f"{where} of {task_name!r}: {err}") from None
         return spec
+
+    def tasks_with_train(self) -> set[str]:
+        """Member list entries that a ``task_train`` key applies to (error messages)."""
+        from interpeq.training import resolve_task
+
+        return {t for t in self.tasks if {t, resolve_task(t).task.name} & set(self.task_train)}
 
     def train_for(self, task_name: str) -> dict[str, Any]:
         """The training overrides of one member list entry: ``train``, then ``task_train``
@@ -245,9 +270,28 @@ class ZooSpec:
     def base_model(self) -> HookedTransformerConfig:
         return HookedTransformerConfig.from_dict(self.model)
 
+    def model_for(self, task_name: str) -> HookedTransformerConfig:
+        """The architecture of one member list entry: ``model``, then ``task_model`` by
+        catalogue task name, then by the exact entry (as :meth:`train_for`)."""
+        from interpeq.training import resolve_task
+
+        catalogue = resolve_task(task_name).task.name
+        changes = {**self.task_model.get(catalogue, {}), **self.task_model.get(task_name, {})}
+        if not changes:
+            return self.base_model()
+        merged = {**self.model, **changes}
+        if "d_head" not in changes and ({"d_model", "n_heads"} & set(changes)):
+            base = self.base_model()
+            d_model = merged.get("d_model", base.d_model)
+            merged["d_head"] = max(1, d_model // merged.get("n_heads", base.n_heads))
+        try:
+            return HookedTransformerConfig.from_dict(merged)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"task_model[{task_name!r}] {changes}: {err}") from None
+
     def draw_architecture(self, task: str, setting: str, seed: int) -> HookedTransformerConfig:
         """A seeded architecture from the ranges, different from the base when the ranges allow."""
-        base = self.base_model()
+        base = self.model_for(task)
         rng = random.Random(stable_seed(self.seed_root, task, setting, seed, "arch"))
         for _ in range(32):
             changes = {
@@ -278,7 +322,7 @@ class ZooSpec:
             for setting in self.settings:
                 for seed in self.seeds:
                     member_seed = stable_seed(self.seed_root, task_name, setting, seed)
-                    cfg = self.base_model()
+                    cfg = self.model_for(task_name)
                     if setting in ("A", "B"):
                         cfg = self.draw_architecture(task_name, setting, seed)
                     cfg = cfg.replace(seed=member_seed)
@@ -301,6 +345,39 @@ class ZooSpec:
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate member ids: list each task and seed once")
         return out
+
+
+TASK_MODEL_KEYS = ARCH_KEYS | {"init_std"}
+
+
+def _task_overrides(
+    data: Any, tasks: list[str], section: str, valid: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Validate a per-task section (``task_model``): every key names a task of this zoo
+    and maps to a mapping of ``valid`` keys; errors are one line naming the entry."""
+    from interpeq.training import resolve_task
+
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"'{section}' must map task names to overrides, e.g. "
+            f"{{sort_descending: {{d_model: 64}}}}; got {data!r}"
+        )
+    names = set(tasks) | {resolve_task(t).task.name for t in tasks}
+    out = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ValueError(
+                f"{section} names {key!r}, which is not a task of this zoo; valid: {sorted(names)}"
+            )
+        if not isinstance(value, dict):
+            raise ValueError(f"{section}[{key!r}] must be a mapping, got {value!r}")
+        bad = sorted(set(value) - valid)
+        if bad:
+            raise ValueError(f"unknown {section}[{key!r}] keys {bad}; valid: {sorted(valid)}")
+        out[str(key)] = dict(value)
+    return out
 
 
 def _task_train(data: Any, tasks: list[str]) -> dict[str, dict[str, Any]]:
