@@ -1,0 +1,100 @@
+"""The paper code's composition on a tiny per-task zoo: k models per stage, every
+stage-2 model on every stage-1 model's outputs (k^2 paths), path representations
+concatenated, deterministic under the seed, and comparable by the pairwise test."""
+
+import pytest
+import torch
+import yaml
+
+from interpeq.cli import main
+from interpeq.compare import probe_tokens
+from interpeq.equivalence import pairwise_congruity, representations
+from interpeq.reproduce.paper_composition import (
+    algorithm_tasks,
+    composition_units,
+    paper_units,
+    sample_composition,
+    task_pools,
+)
+from interpeq.zoo import Zoo
+
+D_MODEL, N_LAYERS = 16, 2
+
+
+@pytest.fixture(scope="module")
+def task_zoo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("paperzoo")
+    cfg = {
+        "name": "tasks",
+        "tasks": algorithm_tasks(["algorithm_1"]),  # sort_descending, next_minus_current
+        "seeds": [0, 1, 2],
+        "stacked": False,
+        "model": {"n_layers": N_LAYERS, "d_model": D_MODEL, "n_heads": 2, "d_head": 8, "d_mlp": 32},
+        "train": {
+            "max_steps": 8,
+            "batch_size": 32,
+            "val_every": 4,
+            "val_size": 64,
+            "test_size": 64,
+        },
+        "retry": {"thresholds": {"acc": 0.0, "iia": 0.0, "strict_acc": 0.0}},
+    }
+    path = tmp / "tasks.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "disabled")
+        assert main(["zoo", "--config", str(path), "--root", str(tmp), "--no-progress"]) == 0
+    return list(Zoo.load(tmp / "tasks"))
+
+
+def test_branching_shapes_and_path_slices(task_zoo):
+    tokens = probe_tokens(["algorithm_1"], 24, seed=0)
+    units = paper_units(task_zoo, ["algorithm_1"], tokens, k=2, m=3, seed=0)
+    assert len(units) == 2**2  # k ** depth root-to-leaf paths
+    d = (N_LAYERS + 1) * D_MODEL
+    for u in units:
+        assert u.group == "algorithm_1"
+        assert u.reprs.shape == (24, 2 * d) and u.impls.shape == (3, 24, 2 * d)
+        assert u.meta["stage_dims"] == [d, d]
+    assert len({u.id for u in units}) == 4
+    assert {tuple(u.meta["path"]) for u in units} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    # a path's stage-2 slice is its stage-2 model run on its own stage-1 model's outputs
+    comp = sample_composition("algorithm_1", task_pools(task_zoo), 2, seed=0)
+    by_path = {tuple(u.meta["path"]): u for u in units}
+    for (i, j), u in by_path.items():
+        first, second = comp.stages[0][i].model, comp.stages[1][j].model
+        assert torch.allclose(u.reprs[:, :d], representations(first, tokens), atol=1e-5)
+        chain = representations([first, second], tokens)
+        assert torch.allclose(u.reprs, chain, atol=1e-5)
+    assert torch.equal(by_path[0, 0].reprs[:, :d], by_path[0, 1].reprs[:, :d])  # shared prefix
+
+
+def test_deterministic_under_the_seed_and_comparable(task_zoo):
+    tokens = probe_tokens(["algorithm_1"], 24, seed=0)
+    a = paper_units(task_zoo, ["algorithm_1"], tokens, k=2, m=3, seed=5)
+    b = paper_units(task_zoo, ["algorithm_1"], tokens, k=2, m=3, seed=5)
+    assert [u.meta["members"] for u in a] == [u.meta["members"] for u in b]
+    assert all(
+        torch.equal(x.reprs, y.reprs) and torch.equal(x.impls, y.impls)
+        for x, y in zip(a, b, strict=True)
+    )
+    pools = task_pools(task_zoo)
+    samples = {
+        tuple(
+            m.id for stage in sample_composition("algorithm_1", pools, 2, s).stages for m in stage
+        )
+        for s in range(8)
+    }
+    assert len(samples) > 1  # the seed picks the sample
+    rows = pairwise_congruity(a, impls="intervention", seed=0)
+    assert len(rows) == 6 and all(0 <= r["p"] <= 1 for r in rows)
+
+
+def test_max_paths_and_too_small_pools(task_zoo):
+    tokens = probe_tokens(["algorithm_1"], 16, seed=0)
+    comp = sample_composition("algorithm_1", task_pools(task_zoo), 3, seed=0)
+    assert comp.n_paths == 9
+    units = composition_units(comp, tokens, m=0, seed=0, max_paths=4)
+    assert len(units) == 4 and units[0].impls.shape[0] == 0
+    with pytest.raises(ValueError, match="needs 4 converged members"):
+        sample_composition("algorithm_1", task_pools(task_zoo), 4, seed=0)
