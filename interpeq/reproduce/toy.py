@@ -141,7 +141,7 @@ def family_stats(pairs: list[dict[str, Any]], family_of: dict[str, str]) -> dict
 
 
 def checks(mat, labels: list[str], family_of: dict[str, str], fam: dict[str, Any]) -> dict:
-    """The issue's two criteria on the algorithm matrix."""
+    """The toy study's two criteria on the algorithm matrix."""
     rows_ok = {}
     for i, a in enumerate(labels):
         off = [
