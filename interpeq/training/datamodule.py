@@ -130,6 +130,18 @@ def shard_batch(batch: dict[str, Tensor], rank: int, world: int) -> dict[str, Te
     return {k: v[rank::world] for k, v in batch.items()}
 
 
+def check_world(t: TrainConfig, world: int) -> None:
+    """Each of ``world`` processes gets an equal shard of every global batch (the mean
+    of shard means is then the batch mean), and at least one validation row."""
+    if t.batch_size % world:
+        raise ValueError(
+            f"batch_size {t.batch_size} (the global batch) is not divisible by the "
+            f"{world} processes of the trainer; choose a multiple of {world}"
+        )
+    if t.val_size < world:
+        raise ValueError(f"val_size {t.val_size} is smaller than the {world} processes")
+
+
 class _Fixed(IterableDataset):
     """A fixed list of batches, as an iterable so that Lightning never wraps it in a
     ``DistributedSampler`` (the datamodule shards rows itself)."""
@@ -225,14 +237,7 @@ class SIITDataModule(L.LightningDataModule):
         self._build(args["task"], args["model"], args["siit"], args["correspondence"])
 
     def _check_world(self) -> None:
-        world, t = self.world_size, self.train_cfg
-        if t.batch_size % world:
-            raise ValueError(
-                f"batch_size {t.batch_size} (the global batch) is not divisible by the "
-                f"{world} processes of the trainer; choose a multiple of {world}"
-            )
-        if t.val_size < world:
-            raise ValueError(f"val_size {t.val_size} is smaller than the {world} processes")
+        check_world(self.train_cfg, self.world_size)
 
     @property
     def rank(self) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -35,7 +36,7 @@ from torchmetrics import Metric
 from interpeq.models import HookedTransformer, HookedTransformerConfig
 from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
-from interpeq.training.datamodule import SIITSampler, _Stream
+from interpeq.training.datamodule import SIITSampler, _Stream, check_world, shard_batch
 from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for
 from interpeq.training.fused import CompiledStep, component_masks, fused_siit_step
 from interpeq.training.siit import (
@@ -269,10 +270,14 @@ class StackedSIITModule(TrainClock, L.LightningModule):
 
     # ---- data (the module is its own data source: one stream per member) -----
     def train_batch(self, step: int) -> dict[str, Tensor]:
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        return _stack([s.train_batch(step, rank) for s in self.samplers])
+        """Each member's global batch ``step``; under DDP this rank's rows of it
+        (:func:`~interpeq.training.datamodule.shard_batch`), as ``fit_member`` shards."""
+        t = self._trainer
+        rank, world = (t.global_rank, t.world_size) if t is not None else (0, 1)
+        return _stack([shard_batch(s.train_batch(step), rank, world) for s in self.samplers])
 
     def train_dataloader(self) -> DataLoader:
+        check_world(self.train_cfg, self.trainer.world_size)
         return DataLoader(_Stream(self), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
@@ -377,8 +382,9 @@ def fit_stacked(
     results = []
     module = module.cpu()
     for m, net in enumerate(module.unstack()):
-        dirs[m].mkdir(parents=True, exist_ok=True)
-        torch.save(member_checkpoint(module, m, steps, stopped=True), dirs[m] / "last.ckpt")
+        if rank_zero_only.rank == 0:  # DDP: one writer (every rank has these weights)
+            dirs[m].mkdir(parents=True, exist_ok=True)
+            torch.save(member_checkpoint(module, m, steps, stopped=True), dirs[m] / "last.ckpt")
         net = net.cpu().eval()
         metrics = evaluate(net, module.tasks[m], module.corrs[m], module.trains[m])
         metrics.update(steps=float(steps), seconds=float(module.train_seconds))

@@ -5,6 +5,8 @@ resumably; see :mod:`interpeq.zoo.runner`), with the YAML's ``trainer:``, ``logg
 ``tracking:``, ``retry:`` and ``compare:`` sections (:mod:`interpeq.experiment`).
 Options override the file: ``--logger``, ``--compare`` / ``--no-compare``,
 ``--no-tracking`` and ``--set section.key=value`` (YAML values, repeatable).
+``--set trainer.devices=N --set trainer.strategy=ddp`` trains every group on N
+processes (rank 0 writes the zoo and compares; :mod:`interpeq.zoo.ddp`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 
 from interpeq._ray import LAUNCHERS
 from interpeq.interrupts import debug_enabled, on_stop
+from interpeq.zoo import ddp
 from interpeq.zoo.store import DEFAULT_ROOT, ZooStore
 
 
@@ -105,6 +108,31 @@ def overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+def _launch(args: argparse.Namespace) -> dict:
+    return dict(
+        launcher=args.launcher,
+        workers=args.workers,
+        gpus_per_member=args.gpus_per_member,
+        address=args.address,
+    )
+
+
+def _other_rank(exp, args: argparse.Namespace) -> int:
+    """A DDP rank > 0 (started by Lightning re-running this command): trains its shard
+    of the same groups as rank 0, silently, and stops before the comparison, which
+    rank 0 runs alone (:mod:`interpeq.zoo.ddp`)."""
+    import dataclasses
+
+    from interpeq.experiment import run_experiment
+
+    exp = dataclasses.replace(exp, compare=dataclasses.replace(exp.compare, enabled=False))
+    try:
+        run_experiment(exp, args.root, progress=False, echo=lambda _: None, **_launch(args))
+    finally:
+        ddp.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from interpeq.experiment import ExperimentSpec, run_experiment
 
@@ -124,21 +152,19 @@ def main(argv: list[str] | None = None) -> int:
                 )
             return 0
         ids, store = [m.id for m in exp.zoo.members()], ZooStore(args.root, exp.zoo.name)
+        if ddp.rank() > 0:  # a DDP rank Lightning started: train, write nothing, stop
+            return _other_rank(exp, args)
         for member_id, moved in store.repair(ids) if args.repair else store.check_intact(ids):
             print(f"repair: {member_id} was damaged; moved aside to {moved}; retraining it")
         on_stop(
             lambda: store.progress(ids),
             "interpeq zoo " + shlex.join(sys.argv[2:] if argv is None else argv),
         )
-        result = run_experiment(
-            exp,
-            args.root,
-            progress=not args.no_progress,
-            launcher=args.launcher,
-            workers=args.workers,
-            gpus_per_member=args.gpus_per_member,
-            address=args.address,
-        )
+        ddp.check_ddp(exp.trainer, args.launcher)
+        try:
+            result = run_experiment(exp, args.root, progress=not args.no_progress, **_launch(args))
+        finally:
+            ddp.close()
     except ValueError as err:
         if debug_enabled():  # --debug: the traceback, from the interpeq boundary
             raise

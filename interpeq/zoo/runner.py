@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from interpeq.zoo import ddp
 from interpeq.zoo.launchers import check_launcher, run_groups_ray
 from interpeq.zoo.retry import RetrySpec
 from interpeq.zoo.spec import MemberSpec, ZooSpec
@@ -56,9 +57,12 @@ def run_zoo(
     ``only`` restricts training to these member ids. ``launcher="ray"`` trains members
     (or stacked groups) as Ray tasks, at most ``workers`` at a time, each with
     ``gpus_per_member`` GPUs, on a local Ray or the cluster at ``address``
-    (:mod:`interpeq.zoo.launchers`).
+    (:mod:`interpeq.zoo.launchers`). ``trainer_kwargs`` with ``devices > 1`` and
+    ``strategy="ddp"`` train each group data-parallel, rank 0 alone writing the zoo
+    (:mod:`interpeq.zoo.ddp`).
     """
     check_launcher(launcher, workers, gpus_per_member, address)
+    ddp.check_ddp(trainer_kwargs, launcher)
     store = ZooStore(root, spec.name)
     members = spec.members()
     check_finished_match(members, store, spec)
@@ -72,6 +76,11 @@ def run_zoo(
         progress=progress,
         compile_mode=spec.compile,
     )
+    parallel = ddp.processes(trainer_kwargs) > 1
+    if parallel:  # every rank trains the groups rank 0 planned; rank 0 alone writes
+        store, groups = ddp.share_plan(store, groups, members)
+        progress = progress and ddp.rank() == 0
+        run = dataclasses.replace(run, progress=progress)
     _say_what_compiles(spec, groups)
     total = len(members) if only is None else len([m for m in members if m.id in only])
     bar = tqdm(
@@ -93,11 +102,15 @@ def run_zoo(
             on_done=lambda group: bar.update(len(group)),
         )
         groups = []
-    for group in groups:
+    for k, group in enumerate(groups):
         bar.set_postfix_str(group[0].id if len(group) == 1 else f"{len(group)} stacked")
+        if parallel:
+            ddp.mark_group(k)
         train_group(group, store, run)
         bar.update(len(group))
     bar.close()
+    if parallel:
+        ddp.end_run(store)
     return Zoo.load(store.dir)
 
 

@@ -83,7 +83,10 @@ def read_json(path: Path) -> Any:
 
 
 class ZooStore:
-    """Reads and writes one zoo folder."""
+    """Reads and writes one zoo folder (``writes``: whether this process writes it;
+    a DDP rank > 0 does not, :class:`interpeq.zoo.ddp.RankStore`)."""
+
+    writes = True
 
     def __init__(self, root: str | Path, name: str) -> None:
         self.dir = Path(root) / name

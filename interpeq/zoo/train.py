@@ -6,7 +6,9 @@ logger (a stacked group routes its one Lightning run to them through
 :class:`~interpeq.report.members.MemberLoggers`), flags each member ``converged`` or
 not and retries the ones that missed their thresholds (:mod:`interpeq.zoo.retry`),
 then moves finished members into place through :class:`~interpeq.zoo.store.ZooStore`,
-so a rerun resumes the same way whichever launcher ran a member.
+so a rerun resumes the same way whichever launcher ran a member. Under DDP every rank
+runs this; a rank > 0 gets a store that does not write (:mod:`interpeq.zoo.ddp`), and
+the folders cleared here are cleared by the store's writer alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interpeq.zoo.ddp import barrier
 from interpeq.zoo.retry import HEADLINE, RetrySpec
 from interpeq.zoo.spec import MemberSpec
 from interpeq.zoo.store import ZooStore
@@ -98,7 +101,7 @@ def train_group(
     for member, result in zip(group, results, strict=True):
         result, info = _retried(member, store, result, run)
         out.append(_store(member, store, result, info, run.retry, len(group)))
-    if len(group) > 1:
+    if len(group) > 1 and store.writes:
         shutil.rmtree(_stack_dir(group, store), ignore_errors=True)
     return out
 
@@ -203,7 +206,9 @@ def _attempt(member: MemberSpec, store: ZooStore, best: Any, attempt: int, run: 
     retry, t = run.retry, member.train
     seed = retry.attempt_seed(member, attempt)
     work = store.partial_dir / f"{member.id}.retry{attempt}"
-    shutil.rmtree(work, ignore_errors=True)
+    if store.writes:
+        shutil.rmtree(work, ignore_errors=True)
+    barrier()  # DDP: no rank looks for a checkpoint in ``work`` before it is cleared
     common = dict(
         task=member.task,
         correspondence=member.correspondence,
@@ -225,7 +230,8 @@ def _attempt(member: MemberSpec, store: ZooStore, best: Any, attempt: int, run: 
         )
         res.metrics["steps"] += best.metrics.get("steps", 0.0)
         res.metrics["seconds"] += best.metrics.get("seconds", 0.0)
-    shutil.rmtree(work, ignore_errors=True)
+    if store.writes:
+        shutil.rmtree(work, ignore_errors=True)
     return res
 
 
