@@ -23,7 +23,11 @@ EXPERIMENTS_DIR = config_path("experiments")
 EXPERIMENTS = ("toy", "matched", "settings")
 SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
-COMPARE_KEYS = {"n_probes", "m", "alpha", "seed", "impls", "probes", "reference", "readings"}
+COMPARE_KEYS = {
+    "n_probes", "m", "alpha", "seed", "impls", "probes", "reference", "readings",
+    "compose", "paper_k", "paper_max_paths",
+}  # fmt: skip
+COMPOSE = ("chains", "paper")
 
 
 @dataclass
@@ -39,6 +43,11 @@ class CompareSettings:
     reference: bool = False  # also the paper code's circuit-patching fraction (toy)
     # matched: the mechanism study's other readings (representation or similarity names)
     readings: list[str] = field(default_factory=list)
+    # toy: "paper" also composes each algorithm as the paper code does, from a per-task
+    # zoo (interpeq.reproduce.paper_composition): paper_k models per stage, every path
+    compose: str = "chains"
+    paper_k: int = 5
+    paper_max_paths: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.impls, str):
@@ -55,6 +64,16 @@ class CompareSettings:
         if not 0 < self.alpha < 1:
             raise ValueError(f"compare.alpha must be in (0, 1), got {self.alpha!r}")
         self._check_readings()
+        if self.compose not in COMPOSE:
+            raise ValueError(
+                f"compare.compose must be one of {list(COMPOSE)}, got {self.compose!r}"
+            )
+        for name in ("paper_k", "paper_max_paths"):
+            v = getattr(self, name)
+            if (v is not None or name == "paper_k") and (
+                isinstance(v, bool) or not isinstance(v, int) or v < 1
+            ):
+                raise ValueError(f"compare.{name} must be a positive int, got {v!r}")
         if self.probes not in PROBE_KINDS:
             raise ValueError(
                 f"compare.probes must be one of {list(PROBE_KINDS)}, got {self.probes!r}"

@@ -187,3 +187,42 @@ def algorithm_tasks(algorithms: Sequence[str]) -> list[str]:
     from interpeq.tasks import get_algorithm
 
     return list(dict.fromkeys(s.name for a in algorithms for s in get_algorithm(a).stages))
+
+
+def task_zoo_config(zoo: dict[str, Any], algorithms: Sequence[str]) -> dict[str, Any]:
+    """The per-task zoo of an algorithm zoo's YAML ``zoo:`` section: the same model,
+    training, seeds, settings and retry, one task per distinct stage task (named
+    ``<zoo>_tasks``); per-task recipes keyed by catalogue task name carry over, those
+    keyed by a stage entry (``algorithm_5/stage0``) have no counterpart and are dropped."""
+    out = {k: v for k, v in zoo.items() if k not in ("algorithms", "tasks")}
+    out["tasks"] = algorithm_tasks(algorithms)
+    out["name"] = f"{zoo.get('name', 'zoo')}_tasks"
+    for key in ("task_train", "task_model"):
+        if zoo.get(key):
+            out[key] = {t: v for t, v in zoo[key].items() if t in out["tasks"]}
+    return out
+
+
+def compare_paper(cfg: Any, root: Any, algorithms: Sequence[str], **train: Any) -> list[dict]:
+    """Train (or reuse) the per-task zoo of ``cfg`` (an experiment config of the toy),
+    compose every algorithm the paper code's way and run the pairwise test on the path
+    units with the headline null ``cfg.compare.impls[0]``; returns the pair rows
+    (ready for :func:`interpeq.equivalence.group_pairs`). ``train``: ``logger``,
+    ``progress`` of :func:`interpeq.reproduce.common.train_zoo`."""
+    from types import SimpleNamespace
+
+    from interpeq.compare import probe_tokens
+    from interpeq.equivalence import pairwise_congruity
+    from interpeq.experiment import ExperimentSpec
+    from interpeq.reproduce.common import train_zoo
+
+    c = cfg.compare
+    exp = ExperimentSpec.from_dict(task_zoo_config(cfg.raw["zoo"], algorithms))
+    zoo, _ = train_zoo(SimpleNamespace(pipeline=exp), root, **train)
+    tokens = probe_tokens(list(algorithms), c.n_probes, c.seed, c.probes)
+    impls = c.impls[0]
+    units = paper_units(
+        list(zoo), algorithms, tokens, k=c.paper_k, m=0 if impls == "training" else c.m,
+        seed=c.seed, max_paths=c.paper_max_paths,
+    )  # fmt: skip
+    return pairwise_congruity(units, alpha=c.alpha, seed=c.seed, impls=impls)

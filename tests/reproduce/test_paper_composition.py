@@ -98,3 +98,43 @@ def test_max_paths_and_too_small_pools(task_zoo):
     assert len(units) == 4 and units[0].impls.shape[0] == 0
     with pytest.raises(ValueError, match="needs 4 converged members"):
         sample_composition("algorithm_1", task_pools(task_zoo), 4, seed=0)
+
+
+def test_compare_paper_trains_the_task_zoo_and_tests_the_paths(tmp_path, monkeypatch):
+    from interpeq.reproduce import ExperimentConfig
+    from interpeq.reproduce.paper_composition import compare_paper
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = ExperimentConfig.from_dict(
+        {
+            "experiment": "toy",
+            "zoo": {
+                "name": "alg",
+                "algorithms": ["algorithm_1"],
+                "seeds": [0, 1],
+                "stacked": False,
+                "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
+                "train": {
+                    "max_steps": 6,
+                    "batch_size": 32,
+                    "val_every": 3,
+                    "val_size": 64,
+                    "test_size": 64,
+                },
+                "task_model": {"algorithm_1/stage0": {"d_mlp": 16}},
+                "retry": {"thresholds": {"acc": 0.0, "iia": 0.0, "strict_acc": 0.0}},
+            },  # fmt: skip
+            "compare": {
+                "n_probes": 24,
+                "m": 3,
+                "impls": ["intervention"],
+                "compose": "paper",
+                "paper_k": 2,
+            },
+        }  # fmt: skip
+    )
+    rows = compare_paper(cfg, tmp_path, ["algorithm_1"], logger="none", progress=False)
+    assert (tmp_path / "alg_tasks").is_dir() and len(rows) == 6  # 4 paths, all pairs
+    with pytest.raises(ValueError, match="compare.compose must be one of"):
+        ExperimentConfig.from_dict({"experiment": "toy", "zoo": cfg.raw["zoo"],
+                                    "compare": {"compose": "tree"}})  # fmt: skip
