@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from torchmetrics import Metric
 
 from interpeq.models import HookedTransformer, HookedTransformerConfig
+from interpeq.tasks import IGNORE_INDEX
 from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITSampler, _Stream, check_world, shard_batch
@@ -45,7 +46,6 @@ from interpeq.training.siit import (
     SIITModule,
     TrainClock,
     _thresholds_met,
-    accuracies,
     siit_forward,
 )
 
@@ -60,12 +60,30 @@ class VectorMean(Metric):
         self.add_state("total", torch.zeros(members, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(members, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, values: Tensor) -> None:
-        self.total += values.flatten(1).sum(1).double()
-        self.count += values.flatten(1).shape[1]
+    def update(self, values: Tensor, count: Tensor | None = None) -> None:
+        """Add values ``[members, n]``; or, with ``count``, per-member sums ``[members]``
+        already reduced over ``count`` values each (one op for all members, no
+        boolean-mask indexing per member; sums of 0/1 values are exact, so the mean is
+        the one the values would give)."""
+        if count is None:
+            self.total += values.flatten(1).sum(1).double()
+            self.count += values.flatten(1).shape[1]
+        else:
+            self.total += values.double()
+            self.count += count.double()
 
     def compute(self) -> Tensor:
         return (self.total / self.count.clamp(min=1)).float()
+
+
+def member_hits(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per member ``[M]``: correct valid positions, valid positions, and per row
+    ``[M, B]`` all-correct flags: :func:`accuracies` for every member at once (its
+    ``correct[valid]`` mean is ``hits / valid``, exactly, as sums of 0/1 counts)."""
+    valid = target != IGNORE_INDEX
+    correct = preds == target
+    hits = (correct & valid).flatten(1).sum(1)
+    return hits, valid.flatten(1).sum(1), (correct | ~valid).all(-1).float()
 
 
 def _member_configs(members: Sequence[Member], model: HookedTransformerConfig):
@@ -209,42 +227,79 @@ class StackedSIITModule(TrainClock, L.LightningModule):
     # and the group's aggregates under ``stack/``.
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self._step(batch)
-        losses = {f"train/loss_{part}": out[f"loss_{part}"].detach() for part in PARTS}
-        losses["train/loss"] = out["loss"].detach()
-        for key, per_member in losses.items():
-            for m in range(self.n_members):
-                self.log(f"{key}/m{m}", per_member[m])
-        self.log("stack/train_loss", out["loss"].detach().mean(), prog_bar=True)
         self.last_losses = {k: v.detach() for k, v in out.items() if k.startswith("loss")}
-        tokens = torch.stack(
-            [accuracies(_index(out, m), _index(batch, m))["acc"][0] for m in range(self.n_members)]
-        )
-        self.train_acc.update(tokens)
+        hits, valid, _ = member_hits(out["preds_behaviour"], batch["labels"])
+        self.train_acc.update(hits, valid)
         return out["loss"].sum()
+
+    def logging_step(self) -> bool:
+        """Whether Lightning hands this step's logged values to the loggers (every
+        ``log_every_n_steps``-th step, the last one, ``fast_dev_run``). Per-member scalars
+        are logged only then: ``5 M`` ``self.log`` calls a step would make the training
+        thread, not the device, the bottleneck of a wide stack on a GPU."""
+        trainer = self._trainer
+        if trainer is None:
+            return False
+        return bool(trainer._logger_connector.should_update_logs or trainer.fast_dev_run)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         acc = self.train_acc.compute()
         self.train_acc.reset()
-        for m, v in enumerate(acc):
-            self.log(f"train/acc/m{m}", v)
-        self.log("stack/train_acc", acc.mean())
+        if not self.logging_step():
+            return
+        losses = {f"train/loss_{part}": self.last_losses[f"loss_{part}"] for part in PARTS}
+        losses["train/loss"] = self.last_losses["loss"]
+        losses["train/acc"] = acc
+        stack = {"stack/train_loss": self.last_losses["loss"].mean(), "stack/train_acc": acc.mean()}
+        self._emit(losses, stack, prog_bar=("stack/train_loss",))
+
+    def _emit(
+        self, members: dict[str, Tensor], stack: dict[str, Tensor], prog_bar: Sequence[str] = ()
+    ) -> None:
+        """Log ``<key>/m<k>`` for every member and the ``stack/`` aggregates, from one
+        host copy of all of them (one device sync).
+
+        Why not ``self.log`` per member: Lightning's ``log`` costs ~0.1-0.7 ms of Python
+        per call (it re-moves its result object to the value's device), ``5 M`` calls
+        per logging step at ``M = 256``; and every logged device tensor is a sync when
+        converted. So the member values go to the loggers in one ``log_metrics`` call
+        (the same keys, values, step and ``epoch`` as Lightning's own call) and into
+        ``callback_metrics`` (what :class:`ThresholdStopping` and the progress bar read);
+        the aggregates are ``self.log``-ged as host tensors with ``logger=False`` (they
+        ride in that same call), so Lightning logs no second row.
+        """
+        trainer = self.trainer
+        keys = [f"{k}/m{m}" for k, v in members.items() for m in range(len(v))] + list(stack)
+        flat = torch.cat([v.detach().float().flatten() for v in members.values()]
+                         + [v.detach().float().reshape(1) for v in stack.values()])  # fmt: skip
+        host = flat.cpu()
+        for key, value in zip(keys[len(keys) - len(stack) :], host[-len(stack) :], strict=True):
+            self.log(key, value, logger=False, prog_bar=key in prog_bar)
+        if trainer.sanity_checking:
+            return
+        connector = trainer._logger_connector
+        connector._callback_metrics.update(zip(keys, host.unbind(), strict=True))
+        connector.log_metrics(dict(zip(keys, host.tolist(), strict=True)))
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         out = self._step(batch, eager=True)
-        per_member = [accuracies(_index(out, m), _index(batch, m)) for m in range(self.n_members)]
-        for metric in METRICS:
-            for k, suffix in ((0, ""), (1, "_seq")):
-                values = torch.stack([acc[metric][k] for acc in per_member])
-                self.val_metrics[metric + suffix].update(values)
+        targets = {
+            "acc": batch["labels"],
+            "iia": batch["iit_labels"],
+            "strict_acc": batch["labels"],
+        }
+        for metric, part in zip(METRICS, PARTS, strict=True):
+            hits, valid, rows = member_hits(out[f"preds_{part}"], targets[metric])
+            self.val_metrics[metric].update(hits, valid)
+            self.val_metrics[metric + "_seq"].update(rows)
 
     def on_validation_epoch_end(self) -> None:
+        values = {}
         for name, metric in self.val_metrics.items():
-            values = metric.compute()
+            values[f"val/{name}"] = metric.compute()
             metric.reset()
-            if name in METRICS:
-                self.log(f"stack/val_{name}_min", values.min())  # the worst member
-            for m, v in enumerate(values):
-                self.log(f"val/{name}/m{m}", v)
+        worst = {f"stack/val_{name}_min": values[f"val/{name}"].min() for name in METRICS}
+        self._emit(values, worst)
 
     def thresholds_met(self, metrics: dict[str, Tensor]) -> bool:
         return self.members_meeting_thresholds(metrics) == self.n_members
@@ -277,8 +332,20 @@ class StackedSIITModule(TrainClock, L.LightningModule):
         return _stack([shard_batch(s.train_batch(step), rank, world) for s in self.samplers])
 
     def train_dataloader(self) -> DataLoader:
+        """Stacks of :data:`WORKER_FROM` or more members draw their batches in a worker
+        process: drawing is per-member Python on CPU generators (~0.5-1 ms a member; the
+        task code and the seeded streams ``fit_member`` shares are CPU-bound, so they
+        cannot move to the GPU without changing every stream); in the training thread
+        it would cap a GPU's step rate. One worker draws the same batches in order."""
         check_world(self.train_cfg, self.trainer.world_size)
-        return DataLoader(_Stream(self), batch_size=None, num_workers=0)
+        workers = 1 if self.n_members >= WORKER_FROM else 0
+        return DataLoader(
+            _Stream(self),
+            batch_size=None,
+            num_workers=workers,
+            prefetch_factor=4 if workers else None,
+            pin_memory=workers > 0 and self.device.type == "cuda",
+        )
 
     def val_dataloader(self) -> DataLoader:
         sets = [s.fixed_set(s.train.val_size, "val") for s in self.samplers]
@@ -295,8 +362,7 @@ class StackedSIITModule(TrainClock, L.LightningModule):
         self.start_step = int(checkpoint.get("interpeq_data_step", 0))
 
 
-def _index(tree: dict[str, Tensor], m: int) -> dict[str, Tensor]:
-    return {k: v[m] for k, v in tree.items()}
+WORKER_FROM = 8  # members from which a stack draws its batches in a worker process
 
 
 def _stack(batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
