@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gpus-per-member",
         type=float,
-        default=0.0,
-        help="ray: GPUs each member task asks for (fractions pack several members per GPU)",
+        default=None,
+        help="ray: GPUs each member task asks for (fractions pack several members per GPU; "
+        "default: 1 where CUDA is available, else 0)",
     )
     parser.add_argument(
         "--address", help="ray: a Ray cluster to run on ('auto', HOST:6379 or ray://HOST:10001)"

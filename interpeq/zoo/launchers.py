@@ -75,7 +75,7 @@ TASK_RETRIES = 2
 def check_launcher(
     launcher: str,
     workers: int | None = None,
-    gpus_per_member: float = 0.0,
+    gpus_per_member: float | None = None,
     address: str | None = None,
     cpus_per_member: float = 1.0,
 ) -> None:
@@ -87,9 +87,11 @@ def check_launcher(
     ):
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     for name, value in (("gpus_per_member", gpus_per_member), ("cpus_per_member", cpus_per_member)):
+        if value is None and name == "gpus_per_member":  # default: see member_gpus
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if cpus_per_member == 0 and gpus_per_member == 0:
+    if cpus_per_member == 0 and not gpus_per_member:
         raise ValueError("a member needs some resources: cpus_per_member or gpus_per_member > 0")
     if launcher == "local":
         extra = []
@@ -190,16 +192,105 @@ def _train_group_task(
             gpu_ids=gpu_ids,
             accelerator="gpu" if on_gpu else "cpu",
         )
-    if len(todo) > 1 and len(todo) == len(group):
-        train_group(todo, store, run)
-    else:
-        for member in todo:
-            train_group([member], store, run)
+    failed = train_or_split(todo, store, run, whole=len(todo) == len(group))
     out = []
     for m in group:
+        if m.id in failed:
+            out.append(({"id": m.id, "failed": failed[m.id]}, None))
+            continue
         mdir = store.member_dir(m.id)
         out.append((read_json(mdir / "member.json"), read_json(mdir / "metrics.json")))
     return out
+
+
+def is_oom(err: BaseException) -> bool:
+    """A CUDA out-of-memory error (its own class in recent torch, a RuntimeError before)."""
+    import torch
+
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(err, oom) or (
+        isinstance(err, RuntimeError) and "CUDA out of memory" in str(err)
+    )
+
+
+def _train(todo: list[MemberSpec], store: ZooStore, run: GroupRun, whole: bool) -> None:
+    if len(todo) > 1 and whole:
+        train_group(todo, store, run)
+    else:  # what a first attempt left: each resumes alone from its own checkpoint
+        for member in todo:
+            train_group([member], store, run)
+
+
+def train_or_split(
+    todo: list[MemberSpec], store: ZooStore, run: GroupRun, whole: bool = True
+) -> dict[str, str]:
+    """Train ``todo`` (a stacked group, or members alone); on a CUDA out-of-memory error
+    retry once as two stacks of half the size, and report the members that still do
+    not fit as failed (``{id: reason}``, a ``failed`` event each) instead of failing
+    the task: Ray would retry it as it was, and the driver would cancel the launch."""
+    try:
+        _train(todo, store, run, whole)
+        return {}
+    except Exception as err:
+        if not is_oom(err):
+            raise
+        reason = f"CUDA out of memory with {len(todo)} member(s) on this GPU"
+    _free_cuda(todo, store)
+    half = (len(todo) + 1) // 2
+    for part in [todo[:half], todo[half:]] if len(todo) > 1 else []:
+        part = [m for m in part if not store.is_finished(m.id)]
+        if not part:
+            continue
+        try:
+            store.log_event("oom_retry", part[0].id, stacked=len(part), before=len(todo))
+            _train(part, store, run, whole=True)
+        except Exception as err:
+            if not is_oom(err):
+                raise
+            _free_cuda(part, store)
+    failed = {m.id: reason for m in todo if not store.is_finished(m.id)}
+    for member_id, why in failed.items():
+        store.log_event("failed", member_id, error=why)
+    return failed
+
+
+def _free_cuda(group: Sequence[MemberSpec], store: ZooStore) -> None:
+    """After an out-of-memory error: drop the failed stack's work folder and cached
+    CUDA blocks so that the smaller retry starts clean."""
+    import gc
+    import shutil
+
+    import torch
+
+    from interpeq.zoo.train import _stack_dir
+
+    if len(group) > 1:
+        shutil.rmtree(_stack_dir(group, store), ignore_errors=True)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def member_gpus(gpus_per_member: float | None, say: Callable[[str], None] | None = None) -> float:
+    """GPUs per member task: the user's value, else one GPU per task where the driver
+    sees CUDA (said once) and none on a CPU machine."""
+    if gpus_per_member is not None:
+        return gpus_per_member
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    (say or _stderr)(
+        f"ray: CUDA is available ({torch.cuda.device_count()} GPU(s) here): one GPU per "
+        "member task (one member or stacked group each); --gpus-per-member 0.5 packs two"
+    )
+    return 1.0
+
+
+def _stderr(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr)
 
 
 def run_groups_ray(
@@ -208,15 +299,19 @@ def run_groups_ray(
     members: Sequence[MemberSpec],
     *,
     workers: int | None = None,
-    gpus_per_member: float = 0.0,
+    gpus_per_member: float | None = None,
     cpus_per_member: float = 1.0,
     address: str | None = None,
     run: GroupRun | None = None,
     on_done: Callable[[Sequence[MemberSpec]], None] | None = None,
-) -> None:
+) -> dict[str, str]:
     """Train ``groups`` as Ray tasks (at most ``workers`` in flight), index each member
-    as its task returns, and reconcile the index with the folder (module doc)."""
+    as its task returns, and reconcile the index with the folder (module doc); returns
+    the members that failed (CUDA out of memory even in a smaller stack): id -> reason.
+    ``gpus_per_member=None``: one GPU per task where CUDA is available (:func:`member_gpus`)."""
     check_launcher("ray", workers, gpus_per_member, address, cpus_per_member)
+    gpus_per_member = member_gpus(gpus_per_member) if groups else 0.0
+    failed: dict[str, str] = {}
     require_ray()
     store.dir.mkdir(parents=True, exist_ok=True)
     with _flock(store.dir / ".driver.lock", blocking=False) as mine:
@@ -238,8 +333,12 @@ def run_groups_ray(
                     cpus_per_member=cpus_per_member,
                     run=run or GroupRun(),
                     on_done=on_done,
+                    failed=failed,
                 )
         reconcile_index(store, members)
+    for member_id, why in failed.items():
+        _stderr(f"ray: member {member_id} failed: {why}; rerun to retry it (or lower max_stack)")
+    return failed
 
 
 def _run(
@@ -252,6 +351,7 @@ def _run(
     cpus_per_member,
     run,
     on_done,
+    failed,
 ) -> None:
     check_resources(ray, "member", GPU=gpus_per_member, CPU=cpus_per_member)
     task = ray.remote(_train_group_task).options(
@@ -266,6 +366,9 @@ def _run(
 
     def index(k: int, rows: list[tuple[dict, dict]]) -> None:
         for spec_dict, metrics in rows:
+            if metrics is None:
+                failed[spec_dict["id"]] = spec_dict["failed"]
+                continue
             store.update_index(spec_dict["id"], spec_dict, metrics)
         if on_done is not None:
             on_done(groups[k])

@@ -45,7 +45,7 @@ def run_zoo(
     only: Collection[str] | None = None,
     launcher: str = "local",
     workers: int | None = None,
-    gpus_per_member: float = 0.0,
+    gpus_per_member: float | None = None,
     address: str | None = None,
 ) -> Zoo:
     """Train the members of ``spec`` that are not finished yet, then load the zoo.
@@ -56,7 +56,8 @@ def run_zoo(
     ``auto``); ``retry`` flags (and retries) members that miss their thresholds;
     ``only`` restricts training to these member ids. ``launcher="ray"`` trains members
     (or stacked groups) as Ray tasks, at most ``workers`` at a time, each with
-    ``gpus_per_member`` GPUs, on a local Ray or the cluster at ``address``
+    ``gpus_per_member`` GPUs (default: one where CUDA is available, none on a CPU
+    machine), on a local Ray or the cluster at ``address``
     (:mod:`interpeq.zoo.launchers`). ``trainer_kwargs`` with ``devices > 1`` and
     ``strategy="ddp"`` train each group data-parallel, rank 0 alone writing the zoo
     (:mod:`interpeq.zoo.ddp`).

@@ -318,3 +318,76 @@ def test_ray_zoo_cli_logs_one_csv_run_per_member(tmp_path, local_ray):
         csv = tmp_path / "logged" / "logged" / f"add_next-D-s{seed}" / "metrics.csv"
         header = csv.read_text().splitlines()[0].split(",")
         assert {"val/acc", "val/iia", "val/strict_acc"} <= set(header)
+
+
+# ----------------------------------------------------------------------------- GPUs, OOM (no Ray)
+
+
+def test_gpus_per_member_defaults_to_one_gpu_where_cuda_is(monkeypatch):
+    from interpeq.zoo.launchers import member_gpus
+
+    said = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert member_gpus(None, said.append) == 0.0 and said == []  # a CPU machine: unchanged
+    assert member_gpus(0.25, said.append) == 0.25
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert member_gpus(None, said.append) == 1.0
+    assert len(said) == 1 and "one GPU per member task" in said[0] and "4 GPU" in said[0]
+    assert member_gpus(0.5, said.append) == 0.5 and len(said) == 1  # the user's fraction
+
+
+def _oom_setup(tmp_path, monkeypatch, fits):
+    """A fake ``train_group`` that raises CUDA OOM for stacks wider than ``fits`` and
+    otherwise marks its members finished (writes their files through the store)."""
+    from interpeq.zoo import launchers
+    from interpeq.zoo.launchers import WorkerStore
+
+    spec = ZooSpec.from_yaml(tiny_zoo(tmp_path, "oom", steps=4, seeds=[0, 1, 2]))
+    members = spec.members()[:3]
+    store = WorkerStore(tmp_path, "oom")
+    calls = []
+
+    def fake_train_group(group, store, run=None):
+        calls.append([m.id for m in group])
+        if len(group) > fits:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        for m in group:
+            store.finish(m.to_dict(), {"acc": 1.0}, torch.nn.Linear(1, 1))
+
+    monkeypatch.setattr(launchers, "train_group", fake_train_group)
+    monkeypatch.setattr(
+        "interpeq.training.io.save_model", lambda model, path: path.write_bytes(b"")
+    )
+    return members, store, calls
+
+
+def test_cuda_oom_retries_once_with_a_smaller_stack(tmp_path, monkeypatch):
+    from interpeq.zoo.launchers import GroupRun, train_or_split
+
+    members, store, calls = _oom_setup(tmp_path, monkeypatch, fits=2)
+    assert train_or_split(members, store, GroupRun()) == {}
+    ids = [m.id for m in members]
+    assert calls == [ids, ids[:2], ids[2:]]  # 3 stacked -> OOM -> stacks of 2 and 1
+    assert all(store.is_finished(i) for i in ids)
+    events = [e["event"] for e in read_events(store.dir)]
+    assert events.count("oom_retry") == 2 and "failed" not in events
+
+
+def test_cuda_oom_twice_fails_those_members_not_the_launch(tmp_path, monkeypatch):
+    from interpeq.zoo.launchers import GroupRun, train_or_split
+
+    members, store, calls = _oom_setup(tmp_path, monkeypatch, fits=1)
+    ids = [m.id for m in members]
+    failed = train_or_split(members, store, GroupRun())
+    assert calls == [ids, ids[:2], ids[2:]]  # retried once, not split further
+    assert sorted(failed) == sorted(ids[:2]) and "CUDA out of memory" in failed[ids[0]]
+    assert store.is_finished(ids[2])  # the member that fit alone was kept
+    failed_events = [e["member"] for e in read_events(store.dir) if e["event"] == "failed"]
+    assert sorted(failed_events) == sorted(ids[:2])
+    # an error that is not an OOM is not swallowed
+    from interpeq.zoo import launchers
+
+    monkeypatch.setattr(launchers, "train_group", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train_or_split(members[:2], store, GroupRun())
