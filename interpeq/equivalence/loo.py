@@ -12,10 +12,70 @@ these functions per source and batch of targets. Plain functions of tensors.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
 import torch
 from torch import Tensor
 
+F = TypeVar("F", bound=Callable)
 
+
+@contextmanager
+def exact_float32() -> Iterator[None]:
+    """Full-precision float32 products inside, whatever the caller set; restored after.
+
+    Why: the engine's float32 products (``precision="mixed"``) and its exactness
+    guarantees (penalty choice redone in float64 only where float32 *rounding* could
+    change it) assume IEEE float32 matmuls. ``torch.set_float32_matmul_precision("high")``
+    (TF32 on a GPU: a 10-bit mantissa; bf16 passes in oneDNN on a CPU) or an enclosing
+    ``autocast`` (bf16/fp16 products) would silently break that, e.g. a training
+    script that turns TF32 on for speed. So TF32 / reduced precision and autocast are
+    off here and the caller's settings come back on exit, exceptions included."""
+    backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
+    backends = [x for x in backends if hasattr(x, "fp32_precision")]  # torch >= 2.9's API
+    saved = [x.fp32_precision for x in backends]
+    legacy = None if backends else torch.get_float32_matmul_precision()
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    try:
+        for x in backends:
+            x.fp32_precision = "ieee"
+        if legacy is not None:
+            torch.set_float32_matmul_precision("highest")
+        with _enter_all(torch.autocast(d, enabled=False) for d in devices):
+            yield
+    finally:
+        for x, value in zip(backends, saved, strict=True):
+            x.fp32_precision = value
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy)
+
+
+@contextmanager
+def _enter_all(managers) -> Iterator[None]:
+    """Enter every context manager of ``managers`` (an ExitStack, inline)."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for m in managers:
+            stack.enter_context(m)
+        yield
+
+
+def exact(fn: F) -> F:
+    """``fn`` run under :func:`exact_float32` (the engine's public entry points)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with exact_float32():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@exact
 def factorise(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Thin ``(U, S, Vt)`` of the centred train rows ``x [ntr, D]``, numerically zero
     directions (``S <= S_max * max(ntr, D) * eps``) dropped.

@@ -64,6 +64,8 @@ from interpeq.equivalence.loo import (  # noqa: F401  (_mm64 re-exported for tes
     _loo_direct_among,
     _loo_operators,
     _mm64,
+    exact,
+    exact_float32,
     factorise,
 )
 
@@ -89,6 +91,7 @@ class RidgeEngine:
     Memory: float32 (``"double"``: float64) copies of the factors ``[k, n, max D]``.
     """
 
+    @exact
     def __init__(
         self,
         reprs: Sequence[Tensor],
@@ -368,6 +371,7 @@ class RidgeEngine:
         return 1 - (sse * self._inv_sst[j, :d]).sum() / self._nvalid[j]
 
     # -- public ---------------------------------------------------------------------
+    @exact
     def scores(self, pairs: Sequence[tuple[int, int]], *, return_alphas: bool = False):
         """``score(i -> j)`` for each ``(i, j)`` in ``pairs`` (float64 ``[len(pairs)]``).
 
@@ -398,6 +402,7 @@ class RidgeEngine:
             self._kcache_used = 0
         return (out, alph) if return_alphas else out
 
+    @exact
     def score_matrix(self, *, diagonal: bool = False) -> Tensor:
         """``[k, k]`` matrix of ``score(i -> j)`` (row = source, column = target).
 
@@ -416,6 +421,7 @@ class RidgeEngine:
         sm = self.score_matrix()
         return torch.minimum(sm, sm.T)
 
+    @exact
     def per_target(self, i: int, j: int) -> tuple[float, Tensor]:
         """``score(i -> j)`` with one penalty chosen per target column (sklearn's
         ``alpha_per_target=True``), from explicit float64 LOO residuals; returns the

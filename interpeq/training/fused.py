@@ -177,6 +177,16 @@ def fused_siit_step(
     return out
 
 
+def member_hits(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per member ``[M]``: correct valid positions, valid positions, and per row
+    ``[M, B]`` all-correct flags: :func:`accuracies` for every member at once (its
+    ``correct[valid]`` mean is ``hits / valid``, exactly, as sums of 0/1 counts)."""
+    valid = target != IGNORE_INDEX
+    correct = preds == target
+    hits = (correct & valid).flatten(1).sum(1)
+    return hits, valid.flatten(1).sum(1), (correct | ~valid).all(-1).float()
+
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

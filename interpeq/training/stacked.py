@@ -34,12 +34,11 @@ from torch.utils.data import DataLoader
 from torchmetrics import Metric
 
 from interpeq.models import HookedTransformer, HookedTransformerConfig
-from interpeq.tasks import IGNORE_INDEX
 from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITSampler, _Stream, check_world, shard_batch
 from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for
-from interpeq.training.fused import CompiledStep, component_masks, fused_siit_step
+from interpeq.training.fused import CompiledStep, component_masks, fused_siit_step, member_hits
 from interpeq.training.siit import (
     METRICS,
     PARTS,
@@ -74,16 +73,6 @@ class VectorMean(Metric):
 
     def compute(self) -> Tensor:
         return (self.total / self.count.clamp(min=1)).float()
-
-
-def member_hits(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per member ``[M]``: correct valid positions, valid positions, and per row
-    ``[M, B]`` all-correct flags: :func:`accuracies` for every member at once (its
-    ``correct[valid]`` mean is ``hits / valid``, exactly, as sums of 0/1 counts)."""
-    valid = target != IGNORE_INDEX
-    correct = preds == target
-    hits = (correct & valid).flatten(1).sum(1)
-    return hits, valid.flatten(1).sum(1), (correct | ~valid).all(-1).float()
 
 
 def _member_configs(members: Sequence[Member], model: HookedTransformerConfig):
