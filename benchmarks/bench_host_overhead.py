@@ -1,4 +1,4 @@
-"""Host (Python) overhead of the stacked training step, before and after issue #27 item 5.
+"""Host (Python) overhead of the stacked training step, another revision side by side.
 
 Why: on a GPU a stack of tiny members is bound by what the training thread does per
 step, not by the math; any per-member Python (a ``self.log`` per member and key, an

@@ -24,3 +24,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no GPU; use 'auto' or 'cpu'")
     return dev
+
+
+def barrier() -> None:
+    """Wait for every rank of the process group (nothing when none is up)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -168,12 +168,14 @@ class InterpretiveEquivalence(Metric):
                 f"{tuple(self.dims.tolist())}"
             )
         self.dims = dims
-        dt = self.dtype
-        self.repr_a.append(a.to(dt).reshape(-1))
-        self.repr_b.append(b.to(dt).reshape(-1))
-        self.impls_a.append(ia.transpose(0, 1).to(dt).reshape(-1))  # per sample m * Da
-        self.impls_b.append(ib.transpose(0, 1).to(dt).reshape(-1))
-        self.index.append(pack_index(idx, dt))
+        # states live on the metric's device, whatever device the inputs came from:
+        # NCCL gathers device tensors only, and interpeq's captures come back on the host
+        dev, dt = self.device, self.dtype
+        self.repr_a.append(a.to(dev, dt).reshape(-1))
+        self.repr_b.append(b.to(dev, dt).reshape(-1))
+        self.impls_a.append(ia.transpose(0, 1).to(dev, dt).reshape(-1))  # per sample m * Da
+        self.impls_b.append(ib.transpose(0, 1).to(dev, dt).reshape(-1))
+        self.index.append(pack_index(idx, dt).to(dev))
 
     def compute(self) -> dict[str, Tensor]:
         index = cat_state(self.index)

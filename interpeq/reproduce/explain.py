@@ -1,4 +1,4 @@
-"""Why the test did not separate two algorithms, in numbers (issue #25, item 4).
+"""Why the test did not separate two algorithms, in numbers.
 
 A pair of algorithms that the test does not reject can mean three different things,
 and a reader of the 6 x 6 matrix cannot tell them apart from the congruity alone:

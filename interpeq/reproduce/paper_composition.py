@@ -1,4 +1,4 @@
-"""The paper code's composition of an algorithm from per-task zoos (issue #25, item 3).
+"""The paper code's composition of an algorithm from per-task zoos.
 
 interpeq's own toy trains one model per algorithm *stage* on the previous stage's
 outputs and compares chains of them. The paper code (alansun17904/interp-equiv,

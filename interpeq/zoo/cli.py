@@ -12,14 +12,17 @@ processes (rank 0 writes the zoo and compares; :mod:`interpeq.zoo.ddp`).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+from pathlib import Path
 
 import yaml
 
 from interpeq._ray import LAUNCHERS
 from interpeq.interrupts import debug_enabled, on_stop
 from interpeq.zoo import ddp
+from interpeq.zoo.retry import unconverged_warning
 from interpeq.zoo.store import DEFAULT_ROOT, ZooStore
 
 
@@ -172,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interpeq zoo: error: {err}", file=sys.stderr)
         return 2
     if result.unconverged:
-        print(
-            f"warning: {len(result.unconverged)} member(s) did not converge: "
-            f"{', '.join(result.unconverged[:8])}{' ...' if len(result.unconverged) > 8 else ''} "
-            "(set retry: in the YAML to retry them; compare leaves them out)",
-            file=sys.stderr,
-        )
+        records = {i: _retry_record(Path(args.root) / exp.zoo.name / i) for i in result.unconverged}
+        print(unconverged_warning(result.unconverged, exp.retry, records), file=sys.stderr)
     return 0
+
+
+def _retry_record(member_dir: Path) -> dict | None:
+    """What the retries of a member tried (its ``member.json`` ``retry`` entry), if any."""
+    try:
+        return json.loads((member_dir / "member.json").read_text()).get("retry")
+    except (OSError, ValueError):
+        return None

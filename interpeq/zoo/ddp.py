@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from interpeq.devices import barrier
 from interpeq.zoo.spec import MemberSpec
 from interpeq.zoo.store import ZooStore, read_json, write_json_atomic
 
@@ -86,14 +87,6 @@ def rank() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
-
-
-def barrier() -> None:
-    """Wait for every rank (nothing when no process group is up)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 class RankStore(ZooStore):

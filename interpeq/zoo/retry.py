@@ -14,7 +14,7 @@ comparisons leave unconverged members out unless asked to keep them.
   (same task, architecture and correspondence), up to ``max_tries`` times;
 * ``mode: continue_then_reseed``: ``max_tries`` continuations as ``continue``, then, if
   it still misses, up to ``reseeds`` (default 2) trainings from scratch with new
-  seeds. Training on rarely rescues a member stuck on a plateau (issue #25: an IIA of
+  seeds. Training on rarely rescues a member stuck on a plateau (seen: an IIA of
   0.8529 became 0.8530 in 600 more steps), a new initialisation often does; a member
   is retrained rather than dropped, up to that limit.
 
@@ -157,12 +157,16 @@ def _attempt(member, store, best, attempt: int, retry: RetrySpec, mode: str, tra
     (at the schedule's final learning rate, constant, on fresh batches)."""
     import shutil
 
+    from interpeq.devices import barrier
     from interpeq.training import fit_member
 
     t = member.train
     seed = retry.attempt_seed(member, attempt)
     work = store.partial_dir / f"{member.id}.retry{attempt}"
-    shutil.rmtree(work, ignore_errors=True)
+    writes = getattr(store, "writes", True)  # DDP: rank 0 alone clears the folder
+    if writes:
+        shutil.rmtree(work, ignore_errors=True)
+    barrier()  # DDP: no rank looks for a checkpoint in ``work`` before it is cleared
     common = dict(
         task=member.task,
         correspondence=member.correspondence,
@@ -184,7 +188,8 @@ def _attempt(member, store, best, attempt: int, retry: RetrySpec, mode: str, tra
         )
         res.metrics["steps"] += best.metrics.get("steps", 0.0)
         res.metrics["seconds"] += best.metrics.get("seconds", 0.0)
-    shutil.rmtree(work, ignore_errors=True)
+    if writes:
+        shutil.rmtree(work, ignore_errors=True)
     return res
 
 
@@ -222,7 +227,7 @@ def unconverged_warning(
             "(task_model / task_train) or raise retry.reseeds"
         )
     return (
-        f"warning: {len(ids)} member(s) did not converge {hint}; compare leaves them out: "
+        f"warning: {len(ids)} member(s) did not converge ({hint}); compare leaves them out: "
         + ", ".join(shown)
         + more
     )

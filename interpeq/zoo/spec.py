@@ -15,7 +15,7 @@ algorithm stage that is that task) or by an exact entry of the member list
 ``task_model`` does the same for the architecture (``model`` keys: ``n_layers``,
 ``d_model``, ``n_heads``, ``d_head``, ``d_mlp``, ...), e.g. ``task_model:
 {sort_descending: {d_model: 64, d_mlp: 256}}``: a task that does not converge at the
-zoo's size gets its own size without growing every other member (issue #25's sort
+zoo's size gets its own size without growing every other member (the toy's sort
 stages). Overriding ``d_model`` or ``n_heads`` without ``d_head`` sets ``d_head =
 d_model // n_heads``. Each member's recorded config (``member.json``) holds the
 resolved model; settings A and B draw from ``architectures`` around the task's model.

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interpeq.zoo.ddp import barrier
-from interpeq.zoo.retry import HEADLINE, RetrySpec
+from interpeq.zoo.retry import RetrySpec, retry_member
 from interpeq.zoo.spec import MemberSpec
 from interpeq.zoo.store import ZooStore
 
@@ -42,13 +41,51 @@ class GroupRun:
     compile_mode: str | None = None
 
 
-def default_max_stack() -> int:
-    """Members per stacked model when the zoo does not say (``max_stack``): enough to
-    fill a GPU with default-size members (their step is launch-bound, so wider stacks
-    are nearly free there); on a CPU the gain flattens early and memory is shared."""
+CPU_MAX_STACK = 64  # on a CPU the stacking gain flattens early and memory is shared
+GPU_MAX_STACK = 256  # beyond this a stack of small members is no longer launch-bound
+
+
+def member_bytes(model: Any, batch_size: int, n_ctx: int = 16, d_vocab: int = 64) -> int:
+    """Rough float32 bytes one member of a stack needs while training.
+
+    Weights, gradients and AdamW's two moments (16 bytes per parameter), and the
+    activations autograd keeps per token and layer (about ``12 d_model + 2 d_mlp +
+    3 n_heads n_ctx`` floats, attention scores included) for the batch, its SIIT
+    counterfactual source and the patched pass (x3), plus the logits. An estimate for
+    choosing a stack size, not a bound: the printed reason says what it assumed."""
+    n_layers, d, heads = model.n_layers, model.d_model, model.n_heads
+    d_head, mlp = model.d_head or d // heads, model.d_mlp
+    params = n_layers * (4 * d * heads * d_head + 2 * d * mlp + 4 * d) + 2 * d * d_vocab
+    per_token = n_layers * (12 * d + 2 * mlp + 3 * heads * n_ctx) + 2 * d_vocab
+    return 4 * (4 * (params + n_ctx * d) + 3 * batch_size * n_ctx * per_token)
+
+
+def max_stack_for(free_bytes: int, per_member: int, *, headroom: float = 0.8) -> int:
+    """Members that fit in ``headroom`` of ``free_bytes`` (at least 1, at most
+    ``GPU_MAX_STACK``)."""
+    return max(1, min(GPU_MAX_STACK, int(free_bytes * headroom) // max(1, per_member)))
+
+
+def default_max_stack(member: MemberSpec | None = None) -> int:
+    """Members per stacked model when the zoo does not say (``max_stack``): on a GPU as
+    many as its free memory holds (:func:`member_bytes`), up to ``GPU_MAX_STACK``, with
+    the reason printed; ``CPU_MAX_STACK`` on a CPU."""
     import torch
 
-    return 256 if torch.cuda.is_available() else 64
+    if not torch.cuda.is_available():
+        return CPU_MAX_STACK
+    free, _ = torch.cuda.mem_get_info()
+    if member is None:
+        return GPU_MAX_STACK
+    per = member_bytes(member.model, member.train.batch_size)
+    n = max_stack_for(free, per)
+    print(
+        f"stacks of at most {n} members: {free / 2**30:.1f} GiB free on "
+        f"{torch.cuda.get_device_name()}, about {per / 2**20:.0f} MiB per member "
+        f"(d_model {member.model.d_model}, batch {member.train.batch_size}); "
+        "set max_stack: in the zoo YAML to choose"
+    )
+    return n
 
 
 def stack_groups(
@@ -61,7 +98,6 @@ def stack_groups(
     A member with a checkpoint of its own (interrupted alone, or finished by a stacked
     run whose other members were not yet moved into place) stays alone: it resumes.
     """
-    cap = max_stack or default_max_stack()
     groups: dict[str, list[MemberSpec]] = {}
     alone = []
     for m in members:
@@ -72,7 +108,10 @@ def stack_groups(
             [m.model.replace(seed=0).to_dict(), m.train.replace(seed=0).to_dict()], sort_keys=True
         )
         groups.setdefault(key, []).append(m)
-    chunks = [g[i : i + cap] for g in groups.values() for i in range(0, len(g), cap)]
+    chunks = []
+    for g in groups.values():
+        cap = max_stack or default_max_stack(g[0])
+        chunks += [g[i : i + cap] for i in range(0, len(g), cap)]
     return alone + chunks
 
 
@@ -99,7 +138,7 @@ def train_group(
                 lg.finish()
     out = []
     for member, result in zip(group, results, strict=True):
-        result, info = _retried(member, store, result, run)
+        result, info = retry_member(member, store, result, run.retry, run.trainer_kwargs)
         out.append(_store(member, store, result, info, run.retry, len(group)))
     if len(group) > 1 and store.writes:
         shutil.rmtree(_stack_dir(group, store), ignore_errors=True)
@@ -174,70 +213,6 @@ def _fit(group, store: ZooStore, loggers: list, callbacks: list, run: GroupRun) 
         trainer_kwargs=run.trainer_kwargs,
         compile_mode=run.compile_mode,
     )
-
-
-def _retried(member: MemberSpec, store: ZooStore, result: Any, run: GroupRun):
-    """``(kept result, retry record or None)`` after the retries ``run.retry`` asks for."""
-    from interpeq.training import evaluate
-
-    retry = run.retry
-    if retry.mode == "none" or retry.converged(result.metrics):
-        return result, None
-    best, kept, history = result, 0, [_headline(result.metrics, 0)]
-    for attempt in range(1, retry.max_tries + 1):
-        store.log_event(
-            "retry", member.id, mode=retry.mode, attempt=attempt, before=_headline(best.metrics)
-        )
-        res = _attempt(member, store, best, attempt, run)
-        res.metrics.update(evaluate(res.model, member.task, member.correspondence, member.train))
-        history.append(_headline(res.metrics, attempt))
-        if retry.margin(res.metrics) > retry.margin(best.metrics):
-            best, kept = res, attempt
-        if retry.converged(best.metrics):
-            break
-    info = {"mode": retry.mode, "attempts": len(history) - 1, "kept": kept, "history": history}
-    return best, info
-
-
-def _attempt(member: MemberSpec, store: ZooStore, best: Any, attempt: int, run: GroupRun):
-    """One retry: from scratch with a derived seed, or ``steps`` more from ``best``."""
-    from interpeq.training import fit_member
-
-    retry, t = run.retry, member.train
-    seed = retry.attempt_seed(member, attempt)
-    work = store.partial_dir / f"{member.id}.retry{attempt}"
-    if store.writes:
-        shutil.rmtree(work, ignore_errors=True)
-    barrier()  # DDP: no rank looks for a checkpoint in ``work`` before it is cleared
-    common = dict(
-        task=member.task,
-        correspondence=member.correspondence,
-        ckpt_dir=work,
-        trainer_kwargs=run.trainer_kwargs,
-    )
-    if retry.mode == "reseed":
-        res = fit_member(
-            model=member.model.replace(seed=seed), train=t.replace(seed=seed), **common
-        )
-        res.metrics["seed"] = float(seed)
-    else:  # continue at the schedule's final learning rate, on fresh batches
-        cont = t.replace(
-            seed=seed, max_steps=retry.steps, warmup_steps=0, schedule="constant",
-            lr=t.lr * t.min_lr_ratio, min_steps=0,
-        )  # fmt: skip
-        res = fit_member(
-            model=member.model, train=cont, init_state=best.model.state_dict(), **common
-        )
-        res.metrics["steps"] += best.metrics.get("steps", 0.0)
-        res.metrics["seconds"] += best.metrics.get("seconds", 0.0)
-    if store.writes:
-        shutil.rmtree(work, ignore_errors=True)
-    return res
-
-
-def _headline(metrics: dict, attempt: int | None = None) -> dict:
-    out = {k: round(float(metrics.get(k, 0.0)), 4) for k in (*HEADLINE, "steps")}
-    return out if attempt is None else {"attempt": attempt, **out}
 
 
 def _store(member, store: ZooStore, result, info, retry: RetrySpec, n_stacked: int) -> dict:

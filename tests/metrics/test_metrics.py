@@ -109,3 +109,16 @@ def test_ddp_lightning_two_processes_equal_one(tmp_path):
         for key, value in one.items():
             assert two[key] == pytest.approx(value, abs=1e-9), (mode, key)
     assert 0 < one["sim_similarity"] < 1 and 0 < one["p_value"] < 1  # not a degenerate case
+
+
+def test_metric_states_follow_the_metric_device_not_the_inputs(monkeypatch):
+    """NCCL gathers device tensors only: update() moves host inputs (interpeq's own
+    captures come back on the CPU) to the metric's device. Faked here with the metric
+    on the meta device and the inputs on the CPU."""
+    a, ia, b, ib = data(n=8, m=2)
+    metric = InterpretiveEquivalence()
+    monkeypatch.setattr(metric, "_device", torch.device("meta"))
+    metric.update(a, b, ia, ib, indices=torch.arange(8))
+    states = [metric.repr_a, metric.repr_b, metric.impls_a, metric.impls_b, metric.index]
+    assert {s[-1].device.type for s in states} == {"meta"}
+    assert all(s[-1].numel() > 0 for s in states)
