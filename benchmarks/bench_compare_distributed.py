@@ -1,7 +1,7 @@
 """Distributed pairwise congruity: one process vs blocks over Ray workers (and a GPU).
 
 K units (default 24) in 3 groups, each a representation ``[n, D]`` (n = 256 probes,
-D = 96) with m = 40 co-implementations (the SPEC default), as ``interpeq compare``
+D = 96) with m = 40 co-implementations (the default, docs/method.md section 6), as ``interpeq compare``
 builds them. Times :func:`interpeq.compare.pairwise_congruity` in one process against
 :func:`interpeq.compare_distributed.pairwise_congruity_blocks` with ``--workers`` Ray
 workers (default 2) on a local Ray, and checks the rows are bit-identical. Ray's

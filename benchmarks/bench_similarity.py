@@ -7,7 +7,7 @@ data, the same rows, the same grid), scored by held-out ``r2_score`` (sqrt, clip
 The reference is timed on a random subset of ordered pairs and extrapolated per pair
 to all K*(K-1) (said in the output). Prints both times, the ratio (goal >= 50x) and the
 largest score difference on the timed pairs (goal <= 1e-3); then the time of one
-``congruity`` call at the SPEC defaults (m = 40 co-implementations per model, n
+``congruity`` call at the defaults (docs/method.md sections 6-8: m = 40 co-implementations per model, n
 probes, D features).
 
 Both sides run with the same number of threads (``--threads``, default 1: torch and

@@ -1,4 +1,4 @@
-"""Congruity, its rank test, group summaries and selectivity (SPEC section 5).
+"""Congruity, its rank test, group summaries and selectivity (docs/method.md sections 7-9).
 
 Distances are ``d = 1 - similarity`` (ridge encoding similarity by default, every
 score on one shared seeded split). For models ``a`` and ``b`` with ``m``
@@ -15,7 +15,7 @@ co-implementations each (``a*_j``, ``b*_j``):
   H0) whatever the dependence between directions. The smallest attainable value is
   ``2 / (m + 1)``, hence the default ``m = 40`` (``2/41 < 0.05``).
 * **Ties** are counted conservatively: a tie counts as "at least as far" in the
-  p-value and as "<=" in the indicators (the SPEC's definition); no randomisation.
+  p-value and as "<=" in the indicators (docs/method.md sections 7-8); no randomisation.
   ``seed`` only seeds the train/test split of the similarity.
 """
 

@@ -1,6 +1,6 @@
 """Group-level checks of the pairwise test: how wide the raw intervention null is, and
-a permutation test over members that does not depend on it (SPEC section 5, "Narrow
-nulls"; the maths: ``docs/calibration.md``).
+a permutation test over members that does not depend on it (docs/method.md sections 6
+and 9; the maths: ``docs/calibration.md``).
 
 * :func:`null_spread` (a diagnostic): per group, the median distance from its members
   to their own co-implementations (``Unit.self_d``) against the median distance

@@ -1,4 +1,4 @@
-"""Co-interpretive implementations by intervention (SPEC section 4, GetImpl).
+"""Co-interpretive implementations by intervention (docs/method.md section 6, GetImpl).
 
 ``co_implementations(model, correspondence, tokens, m, seed)`` -> ``[m, n, D]``: the
 representations of ``m`` variants of ``model``, each with a random nonempty subset

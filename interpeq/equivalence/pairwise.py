@@ -73,7 +73,7 @@ def pairwise_congruity(
     ``cross`` replaces :func:`cross_similarities` (same signature), e.g. by the
     block-distributed version of :mod:`interpeq.compare.distributed`.
 
-    ``impls`` says where the co-implementations of each side come from (SPEC section 4):
+    ``impls`` says where the co-implementations of each side come from (docs/method.md section 6):
 
     * ``"intervention"``: the unit's own
       resample-patched copies (``Unit.impls``, ``m`` per unit), as they are: valid only

@@ -1,4 +1,4 @@
-"""The paper's own toy construction, beside ours (SPEC section 4).
+"""The paper's own toy construction, beside ours (docs/method.md section 13).
 
 The reference code (alansun17904/interp-equiv, ``left/algo.py``,
 ``left/encoding_interp_bw.py``) does not resample a model's *non-circuit*

@@ -1,4 +1,4 @@
-"""Representations of models on probe inputs (SPEC section 2).
+"""Representations of models on probe inputs (docs/method.md section 4).
 
 ``representations(model, tokens)`` -> ``[n, D]`` float32: the accumulated residual
 stream (after the embedding and after every block, ``L + 1`` states), each passed

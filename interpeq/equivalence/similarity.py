@@ -1,6 +1,6 @@
 """The functional similarity API, and the one place that dispatches on the method.
 
-``method`` is ``"ridge"`` (linear predictivity, both directions, SPEC section 3: the
+``method`` is ``"ridge"`` (linear predictivity, both directions, docs/method.md section 5: the
 batched :class:`~interpeq.equivalence.ridge.RidgeEngine`), ``"paper"`` (the paper
 code's score, so that numbers can be compared with the paper: one direction, ``i -> j``,
 with sklearn ``RidgeCV``'s default grid ``(0.1, 1, 10)`` on a 90/10 split; the same
@@ -139,7 +139,7 @@ def similarity(
     seed: int = 0,
     precision: str = "mixed",
 ) -> float:
-    """``min(score(a -> b), score(b -> a))`` on one shared split (SPEC section 3)."""
+    """``min(score(a -> b), score(b -> a))`` on one shared split (docs/method.md section 5)."""
     ridge = dict(alphas=alphas, test_fraction=test_fraction, seed=seed, precision=precision)
     return float(pair_scores([a, b], [(0, 1)], names=["a", "b"], **ridge).min())
 

@@ -11,7 +11,7 @@ torch forward hooks, registered only for the modules a call needs and always rem
   ``attention.dense``): the merged per-head results before ``W_O``, the same place
   as our ``hook_z``. Heads are read and patched with forward *pre*-hooks there.
 * **An MLP's output** is the output of the block's ``mlp`` module (our ``hook_mlp_out``).
-* **Representations** (SPEC section 2): the accumulated residual stream -- the
+* **Representations** (docs/method.md section 4): the accumulated residual stream -- the
   embedding and every block's output, ``L + 1`` states -- at one position (default the
   last *real* token; batches are right-padded so earlier positions never see padding),
   concatenated over layers: ``[n, (L + 1) * d_model]``. HF's ``output_hidden_states``

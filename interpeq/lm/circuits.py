@@ -15,7 +15,7 @@ Several heads run in one forward: the corrupted batch is repeated, one head per 
 most important heads whose importance sums to at least ``fraction`` (default 0.8) of the
 total; ``"top_k"`` -- the ``k`` most important heads. At least one head is always chosen.
 
-**Co-implementations** (SPEC sections 4 and 7): draw ``j`` patches a random subset of the
+**Co-implementations** (docs/method.md sections 6 and 12): draw ``j`` patches a random subset of the
 non-circuit heads (each with probability ``p_include``, redrawn while empty; seeded) with
 their activations on each row's *corrupted* prompt, and reads the representation.
 """

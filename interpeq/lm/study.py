@@ -1,4 +1,4 @@
-"""``interpeq reproduce ioi``: interpretive equivalence of pretrained LMs on IOI (SPEC section 7).
+"""``interpeq reproduce ioi``: interpretive equivalence of pretrained LMs on IOI (docs/method.md section 12).
 
 For every model of the config (default gpt2, gpt2-medium, pythia-160m, pythia-410m):
 

@@ -1,4 +1,4 @@
-"""``interpeq reproduce toy``: the paper's toy result (SPEC section 6) with one command.
+"""``interpeq reproduce toy``: the paper's toy result (docs/method.md section 10) with one command.
 
 1. Train (or reuse, resumably) the zoo: every stage of the six composed algorithms,
    under the config's seeds and settings (``configs/experiments/toy_<scale>.yaml``).
@@ -7,7 +7,7 @@
 3. Compare every pair of chains (``interpeq compare`` with ``units="chains"``), once per
    co-implementation source in ``compare.impls``, and average into the 6 x 6 algorithm
    matrix with bootstrap CIs, in two forms of congruity: the paper's two-sided
-   ``1 - |2p - 1|`` and the one-sided ``min(1, 2(1 - p))`` (SPEC section 5). They
+   ``1 - |2p - 1|`` and the one-sided ``min(1, 2(1 - p))`` (docs/method.md section 7). They
    differ when two models are *closer* to each other than to their own
    co-implementations (``p`` near 0): two-sided scores that 0, one-sided 1; the
    p-value (one-sided rank test) does not reject either way.
@@ -73,7 +73,7 @@ MATRIX_COLUMNS = ("row", "col", "mean_congruity", "ci_low", "ci_high", "rejectio
 def congruity_form(row: dict[str, Any], form: str) -> float:
     """A pair's score in ``form``: congruity from ``p`` (the fraction of
     co-implementations at most as far as the other model), two-sided (the paper's) or
-    one-sided (SPEC section 5); or ``reference_fraction``, the paper code's own statistic
+    one-sided (docs/method.md section 7); or ``reference_fraction``, the paper code's own statistic
     (:mod:`interpeq.equivalence.reference`)."""
     if form == "reference_fraction":
         return row["reference_fraction"]

@@ -1,4 +1,4 @@
-"""The task catalogue (SPEC section 6) and the task registry.
+"""The task catalogue (docs/method.md section 10) and the task registry.
 
 Each task is defined once, by a builder ``(L, V) -> [Variable, ...]`` whose
 causal model *is* the definition; its docstring states the definition in words

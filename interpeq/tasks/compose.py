@@ -179,7 +179,7 @@ def list_algorithms() -> list[str]:
 
 @cache
 def get_algorithm(name: str, seq_len: int = SEQ_LEN) -> Algorithm:
-    """Preset ``algorithm_1`` .. ``algorithm_6`` (SPEC section 6).
+    """Preset ``algorithm_1`` .. ``algorithm_6`` (docs/method.md section 10).
 
     Stage-0 samplers: algorithms 1, 4, 5 use the first stage's sampler;
     2 and 3 mix in the rare inputs with final output 1 (see

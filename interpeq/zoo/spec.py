@@ -1,7 +1,7 @@
 """Zoo specifications: a YAML file -> the list of members to train.
 
 A zoo names tasks (or composed algorithms, whose stages become tasks), seeds, and
-which of the four settings of SPEC section 6 to draw for each:
+which of the four settings of docs/method.md section 11 to draw for each:
 
 - ``D``: fixed architecture and correspondence; only the seed varies;
 - ``A``: the architecture is drawn from ``architectures`` ranges (default correspondence);
