@@ -1,9 +1,12 @@
 """The package's shape: imports flow one way (no cycle between modules, imports inside
-functions included) and no module grows past 450 lines."""
+functions included) and no module grows past 450 lines. The repository's text: no
+development-log phrases, a README that stays a front door, no broken relative link in
+README.md or docs/."""
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -139,3 +142,79 @@ def test_every_package_folder_is_installed():
     folders |= {REPO / "callbacks", REPO / "configs"}
     folders |= {p.parent for p in (REPO / "configs").glob("*/*.yaml")}
     assert folders - listed == set()
+
+
+# The repository's text speaks of the product, not of how it was developed, and cites
+# docs/method.md (which ships) rather than a specification that does not.
+DEV_LOG_PHRASES = (
+    "this session",
+    "these sessions",
+    "was lent",
+    "no GPU was lent",
+    "SPEC section",
+    "SPEC §",
+    "the issue's",
+    "by the issue",
+    "issue #",
+)
+TEXT_ROOTS = ("README.md", "docs", "interpeq", "callbacks", "configs", "benchmarks")
+TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".txt", ".toml", ".cfg", ".json", ".sh"}
+README_MAX_WORDS = 2600
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def text_files() -> list[Path]:
+    out = []
+    for name in TEXT_ROOTS:
+        root = REPO / name
+        found = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in found:
+            if path.is_file() and path.suffix in TEXT_SUFFIXES and "__pycache__" not in path.parts:
+                out.append(path)
+    return out
+
+
+def test_text_has_no_development_log_phrases():
+    hits = []
+    for path in text_files():
+        text = path.read_text(encoding="utf-8", errors="replace").lower()
+        for phrase in DEV_LOG_PHRASES:
+            if phrase.lower() in text:
+                line = text[: text.index(phrase.lower())].count("\n") + 1
+                hits.append(f"{path.relative_to(REPO)}:{line}: {phrase!r}")
+    assert not hits, "development-log phrases in the repository's text:\n" + "\n".join(hits)
+
+
+def test_readme_is_a_front_door():
+    words = len((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert words <= README_MAX_WORDS, f"README.md has {words} words (at most {README_MAX_WORDS})"
+
+
+def relative_links(path: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    targets = []
+    for target in LINK.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, flags=re.I) or target.startswith("#"):
+            continue  # a URL (http:, mailto:, ...) or an anchor in the same page
+        targets.append(target.split("#", 1)[0])
+    return targets
+
+
+def test_every_relative_link_in_readme_and_docs_exists():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = [
+        f"{page.relative_to(REPO)}: {target}"
+        for page in pages
+        for target in relative_links(page)
+        if not (page.parent / target).exists()
+    ]
+    assert not broken, "broken relative links:\n" + "\n".join(broken)
+
+
+def test_link_checker_sees_relative_links(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[a](docs/x.md#sec) [b](https://example.org) [c](#top) ![d](fig.png)\n"
+        "```\n[e](inside/code.md)\n```\n"
+    )
+    assert relative_links(page) == ["docs/x.md", "fig.png"]
