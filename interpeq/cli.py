@@ -35,7 +35,8 @@ import traceback
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks": (
         "interpeq.tasks.cli:main",
-        "list every task, composed algorithm and behaviour-matched pair with its variables",
+        "list every task, composed algorithm and behaviour-matched pair with its variables "
+        "(--tasks FILE: load, validate and list your own task file first)",
     ),
     "fit": (
         "interpeq.training.fit_cli:main",

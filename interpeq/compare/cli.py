@@ -42,6 +42,20 @@ def check_overwrite(za, args: argparse.Namespace) -> None:
         )
 
 
+def load_task_files_for(args: argparse.Namespace):
+    """Load the ``--tasks`` files and the zoo; one line when a zoo (or ``--against``)
+    was trained with a task file that is not passed, or that has changed since."""
+    from interpeq.tasks.user import load_task_files
+    from interpeq.zoo.store import ZooStore
+
+    load_task_files(args.tasks)
+    za = load_zoo(args.zoo, args.root)
+    zoos = [za, load_zoo(args.against, args.root)] if args.against else [za]
+    for zoo in zoos:
+        ZooStore(zoo.path.parent, zoo.path.name).check_task_files(f"interpeq compare {args.zoo}")
+    return za
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="interpeq compare",
@@ -50,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("zoo", help="zoo folder or name under --root (e.g. smoke)")
     parser.add_argument("--against", help="compare every unit of <zoo> with every unit of this zoo")
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the task file a zoo of your own tasks was trained with (builds its probes; "
+        "checked against the SHA-256 the zoo recorded; repeatable; docs/your-task.md)",
+    )
     parser.add_argument(
         "--root", default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)"
     )
@@ -136,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        za = load_zoo(args.zoo, args.root)
+        za = load_task_files_for(args)
         if not args.overwrite:
             check_overwrite(za, args)
         logger = make_logger(

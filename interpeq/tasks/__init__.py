@@ -6,6 +6,9 @@
 >>> labels = task.labels(tokens)             # [4, 10], -100 at column 0
 >>> base, source = task.sample_pairs(4, seed=1)
 >>> cf = task.intervene(base, source, ["rank"])  # counterfactual labels
+
+Your own tasks live in a task file, loaded only on request:
+``load_task_file("my_tasks.py")`` or ``--tasks my_tasks.py`` (docs/your-task.md).
 """
 
 from interpeq.tasks import matched as _matched  # noqa: F401  (registers the alternatives)
@@ -25,6 +28,7 @@ from interpeq.tasks.compose import Algorithm, get_algorithm, list_algorithms
 from interpeq.tasks.data import to_dataset
 from interpeq.tasks.info import describe
 from interpeq.tasks.matched import list_matched_pairs
+from interpeq.tasks.user import load_task_file
 
 __all__ = [
     "BOS",
@@ -43,5 +47,6 @@ __all__ = [
     "list_algorithms",
     "list_matched_pairs",
     "list_tasks",
+    "load_task_file",
     "to_dataset",
 ]

@@ -73,14 +73,71 @@ class Variable:
     heads: int = 1
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a variable's name must be a non-empty string, got {self.name!r}")
+        if isinstance(self.parents, str) or not all(isinstance(p, str) for p in self.parents):
+            raise ValueError(
+                f"variable {self.name!r}: parents must be a tuple of names, e.g. ('x',), "
+                f"got {self.parents!r}"
+            )
+        object.__setattr__(self, "parents", tuple(self.parents))
         if self.kind not in KINDS:
-            raise ValueError(f"variable {self.name!r}: kind {self.kind!r} not in {KINDS}")
+            raise ValueError(
+                f"variable {self.name!r}: kind {self.kind!r} cannot be placed by a "
+                "correspondence; use 'attn' (attention heads), 'mlp' (MLPs) or 'any'"
+            )
         if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
             raise ValueError(
                 f"variable {self.name!r}: heads must be an int >= 1, got {self.heads!r}"
             )
         if not self.parents:
             raise ValueError(f"variable {self.name!r} has no parents")
+
+
+def _find_cycle(variables: Sequence[Variable]) -> list[str] | None:
+    """A cycle among the variables' parent links, as ``[a, b, ..., a]``, or ``None``."""
+    parents = {v.name: [p for p in v.parents if p != INPUT] for v in variables}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if state.get(name) == 1:
+            return path[path.index(name) :] + [name]
+        if state.get(name) == 2 or name not in parents:
+            return None
+        state[name] = 1
+        for p in parents[name]:
+            found = visit(p, [*path, name])
+            if found:
+                return found
+        state[name] = 2
+        return None
+
+    for name in parents:
+        found = visit(name, [])
+        if found:
+            return found[::-1]  # parent -> child order reads as the data flow
+    return None
+
+
+def _order_error(variables: Sequence[Variable], var: Variable, missing: list[str]) -> None:
+    """Raise the one-line error for parents not defined before ``var``: an unknown
+    name (a typo), a cycle, or (neither) variables listed out of topological order."""
+    known = [INPUT, *(v.name for v in variables)]
+    unknown = [p for p in missing if p not in known]
+    if unknown:
+        raise ValueError(
+            f"variable {var.name!r}: unknown parent(s) {unknown}; a parent is 'x' (the "
+            f"input) or another variable of the model: {known}"
+        )
+    cycle = _find_cycle(variables)
+    if cycle:
+        raise ValueError(
+            f"the variables form a cycle {' -> '.join(cycle)}; an interpretation must be acyclic"
+        )
+    raise ValueError(
+        f"variable {var.name!r}: parents {missing} are not defined before it "
+        "(list the variables in topological order)"
+    )
 
 
 class CausalModel:
@@ -100,10 +157,7 @@ class CausalModel:
                 raise ValueError(f"duplicate variable name {var.name!r}")
             missing = [p for p in var.parents if p not in depths]
             if missing:
-                raise ValueError(
-                    f"variable {var.name!r}: parents {missing} are not defined before it "
-                    "(variables must be in topological order)"
-                )
+                _order_error(self.variables, var, missing)
             depths[var.name] = 1 + max(depths[p] for p in var.parents)
         self._depths = depths
         self._by_name = {v.name: v for v in self.variables}

@@ -14,6 +14,7 @@ apply a per-position map (``mlp``).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -35,6 +36,7 @@ class TaskSpec:
     build: Builder
     sampler: Sampler
     kind: str = "task"
+    source: str = ""  # the task file that registered it ("" = shipped with interpeq)
 
     @property
     def doc(self) -> str:
@@ -48,18 +50,52 @@ class TaskSpec:
 
 
 REGISTRY: dict[str, TaskSpec] = {}
+# The task file being executed by :func:`interpeq.tasks.user.load_task_file` (a stack,
+# so a task file may load another): what ``register`` records as a task's source and
+# names in its errors. Empty while interpeq's own modules register the shipped tasks.
+LOADING: list[str] = []
+_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def register(name: str, sampler: Sampler = samplers.uniform, kind: str = "task"):
-    """Decorator adding a builder to :data:`REGISTRY` under ``name``."""
+    """Decorator adding a builder to :data:`REGISTRY` under ``name``.
+
+    In a task file a name must be an identifier (it becomes part of member ids and
+    folder names) and may not reuse a shipped task's or another file's name: zoos
+    record tasks by name, so one name must mean one interpretation.
+    """
+    source = LOADING[-1] if LOADING else ""
 
     def deco(build: Builder) -> Builder:
+        if source:
+            _check_user_name(name, source)
         if name in REGISTRY:
-            raise ValueError(f"task {name!r} registered twice")
-        REGISTRY[name] = TaskSpec(name, build, sampler, kind)
+            old = REGISTRY[name]
+            if source and not old.source:
+                raise ValueError(
+                    f"task file {source}: task {name!r} clashes with the shipped task of that "
+                    "name; rename it (interpeq tasks lists the shipped names)"
+                )
+            if source and old.source != source:
+                raise ValueError(
+                    f"task file {source}: task {name!r} is also defined in task file "
+                    f"{old.source}; rename one of them"
+                )
+            raise ValueError(
+                f"task {name!r} registered twice" + (f" in {source}" if source else "")
+            )
+        REGISTRY[name] = TaskSpec(name, build, sampler, kind, source)
         return build
 
     return deco
+
+
+def _check_user_name(name: object, source: str) -> None:
+    if not isinstance(name, str) or not _TASK_NAME.match(name):
+        raise ValueError(
+            f"task file {source}: task name {name!r} must be an identifier (letters, digits, "
+            "underscores), e.g. 'my_task'"
+        )
 
 
 def list_tasks(kind: str | None = None) -> list[str]:
@@ -71,7 +107,10 @@ def list_tasks(kind: str | None = None) -> list[str]:
 def get_task(name: str, seq_len: int = SEQ_LEN, n_values: int = N_VALUES) -> Task:
     """The task ``name`` at the given sequence length (BOS included) and value count."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(REGISTRY)}")
+        raise ValueError(
+            f"unknown task {name!r}; valid tasks: {', '.join(REGISTRY)} (a task defined in "
+            "a task file needs it loaded: --tasks <file>, or interpeq.tasks.load_task_file)"
+        )
     spec = REGISTRY[name]
     if seq_len < 2 or n_values < 2:
         raise ValueError(f"seq_len and n_values must be >= 2, got {seq_len}, {n_values}")

@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="zoo YAML, e.g. configs/zoo/smoke.yaml")
     parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a task file defining tasks the YAML names (Python with @register-ed builders; "
+        "repeatable; a YAML never loads one itself; docs/your-task.md)",
+    )
+    parser.add_argument(
         "--root", default=str(DEFAULT_ROOT), help="output folder (default: checkpoints)"
     )
     parser.add_argument(
@@ -121,6 +129,48 @@ def _launch(args: argparse.Namespace) -> dict:
     )
 
 
+def load_tasks(args: argparse.Namespace) -> None:
+    """Load the ``--tasks`` files, then check the YAML's task names and the zoo's
+    recorded task files (one line each) before anything else reads the YAML. The YAML
+    is read with ``safe_load`` only: it names tasks, and a name alone never makes
+    interpeq import anything."""
+    from interpeq.tasks.user import load_task_files, missing_task_error
+    from interpeq.training import resolve_task
+
+    if args.tasks and args.launcher == "ray":
+        raise ValueError(
+            "--tasks with --launcher ray: Ray workers do not load task files; train a zoo "
+            "of your own tasks with the local launcher (the default)"
+        )
+    load_task_files(args.tasks)
+    path = Path(args.config)
+    try:
+        data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except yaml.YAMLError:
+        data = None  # ExperimentSpec reports it
+    data = {**(data if isinstance(data, dict) else {}), **overrides(args)}
+    store = ZooStore(args.root, str(data.get("name") or path.stem))
+    command = f"interpeq zoo --config {args.config}"
+    for name in data.get("tasks") or []:
+        try:
+            resolve_task(name)
+        except ValueError:
+            raise missing_task_error(str(name), store.task_files(), command) from None
+    store.check_task_files(command)
+
+
+def check_tasks_fit(exp) -> None:
+    """A task-file task whose interpretation is deeper than the zoo's model allows (or
+    needs MLPs it lacks) is one line naming the variable and the layers it needs."""
+    from interpeq.tasks.user import check_reachable, file_of
+    from interpeq.training import resolve_task
+
+    for name in exp.zoo.tasks:
+        task = resolve_task(name).task
+        if file_of(task.name) is not None:
+            check_reachable(task, exp.zoo.model_for(name))
+
+
 def _other_rank(exp, args: argparse.Namespace) -> int:
     """A DDP rank > 0 (started by Lightning re-running this command): trains its shard
     of the same groups as rank 0, silently, and stops before the comparison, which
@@ -142,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        load_tasks(args)
         exp = ExperimentSpec.from_yaml(args.config, overrides(args))
+        check_tasks_fit(exp)
         if args.print_config:
             print(yaml.safe_dump(exp.to_dict(), sort_keys=False).rstrip())
             return 0

@@ -219,6 +219,7 @@ class ZooStore:
         from interpeq.training.io import save_model
 
         member_id = spec_dict["id"]
+        spec_dict = _with_task_file(spec_dict)
         stage = self.partial_dir / f"{member_id}.final"
         if stage.exists():
             shutil.rmtree(stage)
@@ -248,13 +249,42 @@ class ZooStore:
             "seed": spec_dict["seed"],
             "metrics": metrics,
         }
+        record = _with_task_file(spec_dict).get("task_file")
+        if record:  # the task file a user task came from: name -> sha256, tasks
+            files = index.setdefault("task_files", {})
+            files[record["name"]] = {k: v for k, v in record.items() if k != "name"}
         write_json_atomic(self.dir / "index.json", index)
+
+    def task_files(self) -> dict[str, Any]:
+        """The task files the zoo was trained with (``index.json`` ``task_files``)."""
+        try:
+            index = self.read_index() if (self.dir / "index.json").exists() else {}
+        except ValueError:
+            return {}
+        files = index.get("task_files")
+        return dict(files) if isinstance(files, dict) else {}
+
+    def check_task_files(self, command: str) -> None:
+        """One-line ValueError unless every task file the zoo recorded is loaded now,
+        with the same SHA-256 (:func:`interpeq.tasks.user.check_recorded`)."""
+        from interpeq.tasks.user import check_recorded
+
+        check_recorded(self.task_files(), self.name, command)
 
     def read_index(self) -> dict[str, Any]:
         index = read_json(self.dir / "index.json")
         if not isinstance(index, dict) or not isinstance(index.get("members"), dict):
             raise ValueError(f"{self.dir / 'index.json'} is not a zoo index (no 'members' mapping)")
         return index
+
+
+def _with_task_file(spec_dict: dict[str, Any]) -> dict[str, Any]:
+    """``spec_dict`` plus ``task_file`` (name, SHA-256, tasks) when its task comes from a
+    loaded task file, so that a member says which code defined its interpretation."""
+    from interpeq.tasks.user import file_of
+
+    loaded = None if spec_dict.get("task_file") else file_of(spec_dict.get("task", ""))
+    return {**spec_dict, "task_file": loaded.record()} if loaded else spec_dict
 
 
 def _short_reason(message: str, mdir: Path) -> str:
