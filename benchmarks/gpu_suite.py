@@ -1,193 +1,188 @@
-"""The GPU checks of interpeq, in one command that fits a short device lease (<= 8 min).
+"""The GPU checks of interpeq, in one command that fits a short device lease.
 
-    python benchmarks/gpu_suite.py            # on a GPU machine (CUDA)
-    python benchmarks/gpu_suite.py --smoke    # CPU-sized, a minute here: checks the script
+    python benchmarks/gpu_suite.py                 # on a GPU machine (CUDA), --budget 480
+    python benchmarks/gpu_suite.py --smoke --budget 60   # CPU-sized: checks the script
 
-Side-by-side ratios, each printed as it is measured, a table at the end:
+Sections (``gpu_sections.py``), cheap and informative first, the two cold compiles last:
 
-1. **stacked vs one at a time**: optimiser steps (fused SIIT step, forward + backward +
-   AdamW) of 1, 8, 64 and 256 default-size members stacked, against the same members
-   one after another (measured on 8 and scaled: each is the same single-member step);
-   also the ``compile:`` modes ``default`` and ``reduce-overhead`` (CUDA graphs) of the
-   64-member stack against eager (launch-bound tiny models are where compilation helps).
-   Goal: >= 30x at 64 members.
-2. **similarity matrix of 256 models** (n = 1000 probes, D = 192): the ridge engine on
-   the GPU vs the CPU (the CPU side on 32 models, scaled by the pair count, which is how
-   the engine's work grows). Goal: <= 2 s on the GPU.
-3. **tracking overhead**: a stacked group of 8 members trained with capture + tracker
-   against the same training without.
-4. **a scaled toy reproduction**: the wall time of ``interpeq reproduce toy`` on a
-   one-algorithm, two-seed config (``--no-toy`` skips it).
+1. **stacking**: full Lightning training steps (``Trainer.fit``: data, ``training_step``
+   with its metrics, hooks, backward, clip, AdamW) of 1, 8, 64 and 256 default-size
+   members stacked, against one member's full step times ``n``; the math alone
+   (``_step`` + backward + AdamW on pre-drawn batches) beside it. Goal: >= 30x at 64.
+2. **similarity**: the 256-model ridge similarity matrix on the GPU vs the CPU, and the
+   GPU's values checked against the CPU's (tolerance ``gpu_sections.SIM_TOL``).
+3. **tracking**: a stacked group of 8 trained with capture + tracker vs without.
+4. **toy**: the wall time of a scaled ``interpeq reproduce toy`` (``--no-toy`` skips it).
+5. **compile-default**, **compile-reduce-overhead**: the zoo YAML's ``compile:`` modes
+   on 64 stacked members vs eager (GPU only).
 
-Every figure names the device (``torch.cuda.get_device_name``).
+Why this shape: a lease is 15 minutes, machine start included, and ends when it ends.
+So every figure is printed the moment it is measured; a section that raises prints
+``section <name> failed: ...`` and the next one runs; before each section its cost
+estimate is checked against what is left of ``--budget`` (skipped if it does not
+fit), and a section still running well past its estimate, or past the budget, is
+stopped. The summary repeats every figure and lists failed and skipped sections; the
+exit code is 1 if any section failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
+import signal
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import gpu_sections
 import torch
-from _common import stack_of, step_time, sync
-
-from interpeq.models import HookedTransformerConfig
-
-ROWS: list[tuple[str, str]] = []
 
 
-def report(name: str, value: str) -> None:
-    ROWS.append((name, value))
-    print(f"{name:44s} {value}", flush=True)
+@dataclass(frozen=True)
+class Section:
+    """A section: the name of its function in ``gpu_sections`` (looked up when it runs,
+    so a test can replace it) and its cost estimates in seconds."""
+
+    name: str
+    fn: str
+    gpu_s: float
+    smoke_s: float
+    needs_cuda: bool = False
 
 
-def bench_stacking(args, device: torch.device) -> None:
-    model = HookedTransformerConfig()
-    sizes = [1, 2, 4] if args.smoke else [1, 8, 64, 256]
-    one, b1 = stack_of(1, model, device, args.batch)
-    t1 = step_time(one, b1, args.steps, device)
-    report("one member, one step", f"{t1 * 1e3:8.2f} ms")
-    for n in sizes[1:]:
-        module, batches = stack_of(n, model, device, args.batch)
-        tn = step_time(module, batches, args.steps, device)
-        report(f"{n} stacked vs one at a time", f"{n * t1 / tn:8.2f}x  ({tn * 1e3:.1f} ms/step)")
-        del module, batches
-    if device.type == "cuda" and not args.no_compile:
-        bench_compile(64, args, device)
+# Cost estimates, seconds. GPU: not yet measured on a lent GPU; split from the old
+# suite's 5-8 min whole run (two cold compiles of 64 stacked members being most of it,
+# bench_compile.py) with the stacking fits' module builds (256 members: ~0.1 s each on
+# CPU) and data worker start-up on top; replace them with a run's figures. Smoke:
+# measured on the 2-core development machine under a concurrent test suite
+# (2026-12-06: 19.4, 5.4, 47.9 and 117.2 s), rounded up; with --budget 60 the smoke
+# run's tracking and toy sections are skipped there.
+SECTIONS = [
+    Section("stacking", "stacking", gpu_s=120, smoke_s=20),
+    Section("similarity", "similarity", gpu_s=45, smoke_s=6),
+    Section("tracking", "tracking", gpu_s=90, smoke_s=50),
+    Section("toy", "toy", gpu_s=120, smoke_s=120),
+    Section("compile-default", "compile_default", gpu_s=150, smoke_s=0, needs_cuda=True),
+    Section(
+        "compile-reduce-overhead", "compile_reduce_overhead", gpu_s=150, smoke_s=0, needs_cuda=True
+    ),
+]
+OVERRUN, GRACE = 2.0, 60.0  # a section is stopped at OVERRUN x its estimate + GRACE s,
+# or at the budget's end, whichever comes first
 
 
-def bench_compile(n: int, args, device: torch.device) -> None:
-    """The zoo YAML's ``compile:`` modes on the fused step of ``n`` stacked members
-    (``bench_compile.py`` measures; a mode that fails is reported, not fatal)."""
-    from bench_compile import eager_reference, time_mode
-
-    eager, _, want = eager_reference(n, args, device)
-    for mode in ("default", "reduce-overhead"):
-        try:
-            first, steady, same = time_mode(n, mode, want, args, device)
-        except Exception as err:  # noqa: BLE001 - report, do not stop the suite
-            report(f"{n} stacked: compile {mode}", f"failed ({type(err).__name__}: {err})"[:120])
-            continue
-        report(
-            f"{n} stacked: compile {mode} vs eager",
-            f"{eager / steady:8.2f}x  ({steady * 1e3:.1f} ms/step, compile {first:.0f} s, "
-            f"losses equal eager: {same})",
-        )
+class SectionTimeout(Exception):
+    """Raised in the main thread (SIGALRM) when a section runs past its limit."""
 
 
-def bench_similarity(args, device: torch.device) -> None:
-    from interpeq.equivalence import RidgeEngine
+def _alarm(limit: float | None):
+    """Arm SIGALRM to raise :class:`SectionTimeout` after ``limit`` seconds (None: off);
+    returns the previous handler to restore."""
+    if limit is None or not hasattr(signal, "SIGALRM"):
+        return None
 
-    k_gpu, k_cpu = (16, 8) if args.smoke else (256, 32)
-    n, d = (200, 48) if args.smoke else (1000, 192)
-    gen = torch.Generator().manual_seed(0)
-    base = torch.randn(n, d, generator=gen)
-    reprs = [
-        base @ torch.randn(d, d, generator=gen) + 0.5 * torch.randn(n, d, generator=gen)
-        for _ in range(k_gpu)
-    ]
+    def fire(signum, frame):
+        raise SectionTimeout(f"still running after {limit:.0f} s, stopped")
 
-    def timed(k: int, dev: torch.device) -> float:
-        mats = [r.to(dev) for r in reprs[:k]]
-        sync(dev)
-        start = time.perf_counter()
-        RidgeEngine(mats, device=dev).similarity_matrix()
-        sync(dev)
-        return time.perf_counter() - start
-
-    cpu = timed(k_cpu, torch.device("cpu")) * (k_gpu * (k_gpu - 1)) / (k_cpu * (k_cpu - 1))
-    here = timed(k_gpu, device)
-    report(f"{k_gpu}-model similarity matrix on {device.type}", f"{here:8.2f} s (goal <= 2 s)")
-    report(f"  vs CPU (scaled from {k_cpu} models)", f"{cpu / here:8.2f}x  ({cpu:.1f} s)")
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, max(limit, 0.01))
+    return old
 
 
-def bench_tracking(args, root: Path) -> None:
-    from interpeq.experiment import ExperimentSpec, run_experiment
-
-    steps = 40 if args.smoke else 600
-    every = 20 if args.smoke else 200
-    d = 16 if args.smoke else 64
-    base = (
-        f"tasks: [interleave_reverse, add_index]\nsettings: [D]\n"
-        f"model: {{n_layers: 2, d_model: {d}, n_heads: 4, d_head: {d // 4}, d_mlp: {4 * d}}}\n"
-        f"train: {{max_steps: {steps}, val_every: {steps}, val_size: 256, test_size: 256, "
-        "acc_threshold: 1.1}\n"
-    )
-
-    def run(name: str, text: str) -> float:
-        path = root / f"{name}.yaml"
-        path.write_text(f"name: {name}\n{text}")
-        start = time.perf_counter()
-        run_experiment(ExperimentSpec.from_yaml(path), root, progress=False, echo=lambda s: None)
-        return time.perf_counter() - start
-
-    run("refs", base + "seeds: [0]\n")
-    plain = run("plain", base + "seeds: [1, 2, 3, 4]\n")
-    track = (
-        f"tracking: {{references: ['{root / 'refs'}'], every_n_steps: {every}, "
-        "include_unconverged: true}\n"
-    )
-    tracked = run("tracked", base + "seeds: [1, 2, 3, 4]\n" + track)
-    report(
-        "tracking overhead, 8 stacked members",
-        f"{tracked / plain - 1:+8.1%}  ({plain:.1f} s plain)",
-    )
+def _disarm(old) -> None:
+    if old is not None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
-def bench_toy(args, root: Path) -> None:
-    from interpeq.reproduce import ExperimentConfig
-    from interpeq.reproduce.toy import run_toy
-
-    steps = 30 if args.smoke else 1500
-    d = 16 if args.smoke else 48
-    path = root / "toy.yaml"
-    path.write_text(
-        "experiment: toy\nzoo:\n  name: toy_suite\n  algorithms: [algorithm_1, algorithm_4]\n"
-        "  seeds: [0, 1]\n  settings: [D]\n"
-        f"  model: {{n_layers: 2, d_model: {d}, n_heads: 4, d_head: {d // 4}, d_mlp: {2 * d}}}\n"
-        f"  train: {{batch_size: 64, max_steps: {steps}, val_every: 100, val_size: 256, test_size: 256}}\n"
-        "  stacked: true\n"
-        # the suite times the reproduction; whether these short runs converge is not its test
-        "  retry: {thresholds: {acc: 0.0, iia: 0.0, strict_acc: 0.0}}\n"
-        f"compare: {{n_probes: {64 if args.smoke else 256}, m: {8 if args.smoke else 40}, alpha: 0.3, impls: [intervention]}}\n"
-        "paper: {within_sorting: 0.43, across_families: 0.01}\n"
-    )
+def run_sections(args, device: torch.device, root: Path) -> tuple[list, list]:
+    """Run every section that fits the budget; returns (failed, skipped) as
+    ``(name, reason)`` lists. One section's exception never stops the next."""
+    failed, skipped = [], []
     start = time.perf_counter()
-    run_toy(ExperimentConfig.from_yaml(path), root, logger="none", progress=False)
-    report(
-        "scaled toy reproduction (2 algorithms x 2 seeds)", f"{time.perf_counter() - start:8.1f} s"
-    )
+    for sec in SECTIONS:
+        if sec.name == "toy" and args.no_toy or sec.name.startswith("compile") and args.no_compile:
+            skipped.append((sec.name, "switched off"))
+            print(f"section {sec.name} skipped: switched off", flush=True)
+            continue
+        if sec.needs_cuda and device.type != "cuda":
+            skipped.append((sec.name, "needs a GPU (CUDA)"))
+            print(f"section {sec.name} skipped: needs a GPU (CUDA)", flush=True)
+            continue
+        est = sec.smoke_s if args.smoke else sec.gpu_s
+        left = args.budget - (time.perf_counter() - start) if args.budget > 0 else None
+        if left is not None and est > left:
+            why = f"needs ~{est:.0f} s, {max(left, 0):.0f} s left of the budget"
+            skipped.append((sec.name, why))
+            print(f"section {sec.name} skipped: {why}", flush=True)
+            continue
+        limit = OVERRUN * est + GRACE if left is None else min(OVERRUN * est + GRACE, left)
+        print(f"\n-- {sec.name} (estimate ~{est:.0f} s) --", flush=True)
+        t0 = time.perf_counter()
+        old = _alarm(limit)
+        try:
+            getattr(gpu_sections, sec.fn)(args, device, root)
+        except Exception as err:  # noqa: BLE001 - report it, run the next section
+            line = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            failed.append((sec.name, line))
+            print(f"section {sec.name} failed: {line}", flush=True)
+        finally:
+            _disarm(old)
+        print(f"-- {sec.name}: {time.perf_counter() - t0:.1f} s --", flush=True)
+    return failed, skipped
 
 
-def main() -> None:
+def summary(header: str, seconds: float, failed: list, skipped: list) -> None:
+    """The figures again, in one table, and what did not run or did not finish."""
+    print(f"\n== {header}; {seconds:.0f} s in all ==")
+    for name, value in gpu_sections.ROWS:
+        print(f"{name:48s} {value}")
+    for name, why in failed:
+        print(f"FAILED  {name}: {why}")
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+    print(f"{len(failed)} section(s) failed, {len(skipped)} skipped", flush=True)
+
+
+def parse(argv: list[str] | None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="CPU-sized: checks the script")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per stack size")
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument(
+        "--budget", type=float, default=480,
+        help="seconds for all sections (0: no limit); default 480 leaves a 15-min lease "
+        "room for the machine's start and the 600 s command limit room for imports",
+    )  # fmt: skip
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--no-toy", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.steps = args.steps or (3 if args.smoke else 10)
+    args.batch = args.batch or (16 if args.smoke else 128)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; the exit code is 1 if a section failed (skipped ones do not count)."""
+    args = parse(argv)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"device: {card}; torch {torch.__version__}; smoke={args.smoke}", flush=True)
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    header = f"device: {card}; torch {torch.__version__}; {when}; smoke={args.smoke}"
+    print(f"{header}; budget {args.budget:.0f} s", flush=True)
     root = Path(tempfile.mkdtemp(prefix="gpu_suite_"))
+    gpu_sections.ROWS.clear()
     start = time.perf_counter()
-    bench_stacking(args, device)
-    bench_similarity(args, device)
-    bench_tracking(args, root)
-    if not args.no_toy:
-        bench_toy(args, root)
-    print(f"\n== {card}, {time.perf_counter() - start:.0f} s in all ==")
-    for name, value in ROWS:
-        print(f"{name:44s} {value}")
+    failed, skipped = run_sections(args, device, root)
+    summary(header, time.perf_counter() - start, failed, skipped)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
