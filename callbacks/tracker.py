@@ -173,6 +173,7 @@ class EquivalenceTracker(Callback):
         self.plot = plot
         self.ref_units: list = []
         self._ref_sims: dict[tuple[int, int], float] = {}  # (ref k, ref q) -> similarity
+        self._ridge: dict[str, Any] = {}  # the ridge engine on the training GPU, if any
         self._sims_lock = threading.Lock()  # the worker thread fills the cache
         self._warned = False
         self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -204,6 +205,7 @@ class EquivalenceTracker(Callback):
                     check_vocab([me, (label, r.model)], tokens, outputs=True)
         if trainer.is_global_zero and not self.ref_units:
             device = trainer.strategy.root_device  # the training device (auto: GPU if any)
+            self._ridge = {"device": device} if device.type == "cuda" else {}
             for group, refs in self.groups.items():
                 for r in refs:
                     u = compute_unit(
@@ -214,7 +216,7 @@ class EquivalenceTracker(Callback):
                         self.m,
                         self.seed,
                     )
-                    self_distances(u, seed=self.seed)
+                    self_distances(u, seed=self.seed, **self._ridge)
                     self.ref_units.append(u)
         if trainer.is_global_zero:
             self._warn_undecidable()
@@ -272,6 +274,7 @@ class EquivalenceTracker(Callback):
             one_sided=self.one_sided,
             impls=self.impls,
             cross=self._cross,
+            **self._ridge,
         )
         return {
             group: group_values(

@@ -193,13 +193,13 @@ class _Blocks:
         return value if self.ray is None else self.ray.put(value)
 
 
-def check_workers(workers: Any, launcher: str, gpus_per_worker: Any = 0.0) -> None:
+def check_workers(workers: Any, launcher: str, gpus_per_worker: Any = None) -> None:
     """Clear errors for a bad distribution request."""
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; choose one of {list(LAUNCHERS)}")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    if (
+    if gpus_per_worker is not None and (
         isinstance(gpus_per_worker, bool)
         or not isinstance(gpus_per_worker, (int, float))
         or gpus_per_worker < 0
@@ -215,7 +215,7 @@ def pairwise_congruity_blocks(
     launcher: str = "ray",
     blocks: int | None = None,
     address: str | None = None,
-    gpus_per_worker: float = 0.0,
+    gpus_per_worker: float | None = None,
     alpha: float = 0.05,
     seed: int = 0,
     one_sided: bool = False,
@@ -227,7 +227,8 @@ def pairwise_congruity_blocks(
     the module doc): the same rows, the same numbers.
 
     ``launcher="ray"``: one Ray task per block, at most ``workers`` at a time, each with
-    one CPU and ``gpus_per_worker`` GPUs, on a running Ray session as is, the cluster
+    one CPU and ``gpus_per_worker`` GPUs (default: the cluster's GPUs shared between
+    the workers, at most one each), on a running Ray session as is, the cluster
     at ``address``, or a local Ray with ``workers`` CPUs. ``launcher="local"`` runs the
     same blocks one after another in this process (a reference; no Ray needed).
     ``blocks`` (default ``workers``) blocks per phase; more balance uneven workers.
@@ -301,14 +302,19 @@ def pairwise_congruity_blocks(
 
 
 def _runner(
-    launcher: str, workers: int, address: str | None, gpus: float, progress: bool
+    launcher: str, workers: int, address: str | None, gpus: float | None, progress: bool
 ) -> _Blocks:
     """Blocks run here (``local``) or on Ray. A local Ray started here stays up until
     the process exits (Ray shuts it down then), so that the representations and the
     pairwise blocks of one ``interpeq compare`` share it."""
     if launcher == "local":
-        return _Blocks(None, workers, gpus, progress)
+        return _Blocks(None, workers, gpus or 0.0, progress)
     ray, _ = connect_ray(num_cpus=workers, address=address)
+    if gpus is None:  # not given: share the cluster's GPUs between the workers
+        have = float(ray.cluster_resources().get("GPU", 0.0))
+        gpus = min(1.0, have / workers) if have else 0.0
+        if gpus:
+            print(f"compare: {gpus:g} GPU per Ray block ({have:g} GPUs, {workers} workers)")
     check_resources(ray, "block", GPU=gpus)
     return _Blocks(ray, workers, gpus, progress)
 
@@ -351,7 +357,7 @@ def compute_units_blocks(
     on the returned unit, so that the co-implementations need not travel back to a
     worker for them."""
     check_workers(workers, launcher)
-    runner = _runner(launcher, workers, address, 0.0, progress)
+    runner = _runner(launcher, workers, address, None, progress)
     shared = runner.put(tokens)
     jobs = [
         ([u], shared, m, seed, self_distances_too and m > 0, representation, None) for u in units
