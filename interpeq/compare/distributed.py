@@ -56,6 +56,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interpeq._ray import LAUNCHERS, bounded_map, check_resources, connect_ray, in_task_setup
+from interpeq.console import bars_disabled
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import (
     OWN_DRAWS,
@@ -168,7 +169,7 @@ class _Blocks:
 
     def map(self, fn: Callable, jobs: Sequence[tuple], desc: str) -> list[Any]:
         out: list[Any] = [None] * len(jobs)
-        bar = tqdm(total=len(jobs), desc=desc, disable=not self.progress, leave=False)
+        bar = tqdm(total=len(jobs), desc=desc, disable=bars_disabled(self.progress), leave=False)
         if self.ray is None:
             for k, job in enumerate(jobs):
                 out[k] = fn(*job)

@@ -32,6 +32,7 @@ from interpeq.compare.files import congruity_matrix, results_payload, write_file
 from interpeq.compare.log import log_compare
 from interpeq.compare.result import OPTION_DEFAULTS, CompareResult, summarize
 from interpeq.compare.units import member_units, probe_tokens, sort_units
+from interpeq.console import bars_disabled
 from interpeq.devices import resolve_device
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import (
@@ -240,7 +241,9 @@ def _add_reference(
 
     draws = [
         circuit_draws(u, tokens, m, seed + 1000, reading["representation"])
-        for u in tqdm(every, desc="circuit-patched copies", disable=not progress, unit="model")
+        for u in tqdm(
+            every, desc="circuit-patched copies", disable=bars_disabled(progress), unit="model"
+        )
     ]
     method = reading["method"]
     for (i, j), row in zip(pairs, results, strict=True):
@@ -304,7 +307,7 @@ def _compute(
         )  # fmt: skip
     tokens = tokens.to(device)
     out = []
-    for u in tqdm(units, desc="representations", disable=not progress, unit="model"):
+    for u in tqdm(units, desc="representations", disable=bars_disabled(progress), unit="model"):
         for model in u.models:
             model.to(device)
         out.append(compute_unit(u, tokens, m, seed, representation))

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interpeq.console import bars_disabled
 from interpeq.equivalence.congruity import _decide, group_summary
 from interpeq.equivalence.nulls import MIN_MEMBERS, calibrated_draws, members_needed
 from interpeq.equivalence.similarity import pair_scores
@@ -103,7 +104,9 @@ def pairwise_congruity(
     if not pairs:
         return []
     if impls in OWN_DRAWS:
-        for i in tqdm(used, desc="co-implementation distances", disable=not progress, leave=False):
+        for i in tqdm(
+            used, desc="co-implementation distances", disable=bars_disabled(progress), leave=False
+        ):
             self_distances(units[i], seed=seed, **ridge)
     peers = _group_peers(units, used) if impls != "intervention" else {}
     if impls == "auto":  # the calibration needs every member of a unit's group

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interpeq.console import bars_disabled
 from interpeq.lm.adapters import LMAdapter
 from interpeq.lm.ioi import IOIBatch
 from interpeq.models import AttnHead
@@ -108,7 +109,11 @@ def head_importance(
     per = max(1, batch_size // len(chunks[0]))
     sums, base, clean_sum, n = torch.zeros(L * H, dtype=torch.float64), 0.0, 0.0, 0
     starts = range(0, batch.clean.shape[0], per)
-    bar = tqdm(total=len(starts) * len(chunks), desc=f"{adapter.name} heads", disable=not progress)
+    bar = tqdm(
+        total=len(starts) * len(chunks),
+        desc=f"{adapter.name} heads",
+        disable=bars_disabled(progress),
+    )
     for start in starts:
         rows = slice(start, min(start + per, batch.clean.shape[0]))
         clean, corrupt, mask = batch.clean[rows], batch.corrupt[rows], batch.mask[rows]
@@ -236,7 +241,11 @@ def co_implementations(
     masks = draw_masks([c for c in pool if c not in inside], m, seed, p_include, L, H)
     n = batch.clean.shape[0]
     out = []
-    bar = tqdm(total=m * -(-n // batch_size), desc=f"{adapter.name} co-impls", disable=not progress)
+    bar = tqdm(
+        total=m * -(-n // batch_size),
+        desc=f"{adapter.name} co-impls",
+        disable=bars_disabled(progress),
+    )
     for start in range(0, n, batch_size):
         rows = slice(start, min(n, start + batch_size))
         mask = batch.mask[rows]

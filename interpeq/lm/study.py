@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from interpeq.console import bars_disabled
 from interpeq.equivalence import Unit, group_summary, pairwise_congruity
 from interpeq.equivalence.groups import null_spread
 from interpeq.lm.adapters import LMAdapter
@@ -165,7 +166,7 @@ def run_ioi(
     )
     print(prompts.summary())
     units, infos = [], []
-    for r in tqdm(resolved, desc="models", disable=not progress):
+    for r in tqdm(resolved, desc="models", disable=bars_disabled(progress)):
         unit, info = run_model(r, prompts, cfg, progress=progress)
         units.append(unit)
         infos.append(info)

@@ -14,6 +14,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from interpeq.console import bars_disabled
+
 
 class StepProgress(Callback):
     """A tqdm bar over the run's steps; ``label`` names the member or group."""
@@ -30,6 +32,7 @@ class StepProgress(Callback):
             unit="step",
             leave=False,
             position=self.position,
+            disable=bars_disabled(),
         )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from interpeq.console import bars_disabled
 from interpeq.zoo import ddp
 from interpeq.zoo.launchers import check_launcher, run_groups_ray
 from interpeq.zoo.retry import RetrySpec
@@ -89,7 +90,7 @@ def run_zoo(
         initial=total - len(todo),
         desc=f"zoo {spec.name}",
         unit="member",
-        disable=not progress,
+        disable=bars_disabled(progress),
     )
     if launcher == "ray":
         run_groups_ray(
