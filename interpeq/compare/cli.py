@@ -13,7 +13,7 @@ from interpeq.compare.result import OPTION_DEFAULTS
 from interpeq.compare.run import FOLDER_OPTIONS, compare_zoo, output_dir
 from interpeq.compare.units import UNIT_KINDS
 from interpeq.equivalence.congruity import DEFAULT_M
-from interpeq.equivalence.pairwise import IMPL_SOURCES
+from interpeq.equivalence.pairwise import IMPL_SOURCES, check_test_options
 from interpeq.equivalence.representations import REPRESENTATIONS
 from interpeq.equivalence.similarity import SIMILARITY_METHODS
 from interpeq.interrupts import debug_enabled
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        check_test_options(args.alpha, args.impls, args.m)  # bad values first, then the folder
         za = load_task_files_for(args)
         if not args.overwrite:
             check_overwrite(za, args)
