@@ -25,7 +25,7 @@ SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
 COMPARE_KEYS = {
     "n_probes", "m", "alpha", "seed", "impls", "probes", "reference", "readings",
-    "compose", "paper_k", "paper_max_paths",
+    "compose", "paper_k", "paper_max_paths", "similarity",
 }  # fmt: skip
 COMPOSE = ("chains", "paper")
 
@@ -38,8 +38,9 @@ class CompareSettings:
     m: int = DEFAULT_M
     alpha: float = 0.05
     seed: int = 0
-    impls: list[str] = field(default_factory=lambda: ["intervention"])
+    impls: list[str] = field(default_factory=lambda: ["auto"])  # the calibrated null
     probes: str = "mixture"
+    similarity: str = "ridge"  # or "paper" (the paper code's score), "cka", "cka_debiased"
     reference: bool = False  # also the paper code's circuit-patching fraction (toy)
     # matched: the mechanism study's other readings (representation or similarity names)
     readings: list[str] = field(default_factory=list)
@@ -64,6 +65,9 @@ class CompareSettings:
         if not 0 < self.alpha < 1:
             raise ValueError(f"compare.alpha must be in (0, 1), got {self.alpha!r}")
         self._check_readings()
+        from interpeq.equivalence.similarity import check_method
+
+        check_method(self.similarity)
         if self.compose not in COMPOSE:
             raise ValueError(
                 f"compare.compose must be one of {list(COMPOSE)}, got {self.compose!r}"

@@ -121,7 +121,7 @@ def run_study(
             res = compare_zoo(
                 zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
                 units="members", impls=impls, out_dir=report / f"equivalence-{impls}",
-                progress=progress,
+                progress=progress, similarity=c.similarity,
             )  # fmt: skip
         except TooFewUnitsError as err:
             skipped[impls] = not_computed(impls, err)

@@ -210,7 +210,7 @@ def run_toy(
             res = compare_zoo(
                 zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
                 units="chains", impls=impls, out_dir=report / f"equivalence-{impls}",
-                progress=progress, reference=c.reference and k == 0,
+                progress=progress, reference=c.reference and k == 0, similarity=c.similarity,
             )  # fmt: skip
         except TooFewUnitsError as err:
             skipped[impls] = not_computed(impls, err)
