@@ -210,7 +210,7 @@ class ZooSpec:
             raise ValueError(
                 "settings A and B draw architectures: give 'architectures' ranges, e.g. {n_layers: [2, 3]}"
             )
-        task_train = _task_train(data.get("task_train"), tasks)
+        task_train = _task_overrides(data.get("task_train"), tasks, "task_train", _train_keys())
         task_model = _task_overrides(data.get("task_model"), tasks, "task_model", TASK_MODEL_KEYS)
         max_stack = data.get("max_stack")
         if max_stack is not None and (
@@ -350,6 +350,15 @@ class ZooSpec:
 TASK_MODEL_KEYS = ARCH_KEYS | {"init_std"}
 
 
+def _train_keys() -> set[str]:
+    """The fields a ``task_train`` entry may override (TrainConfig's)."""
+    import dataclasses
+
+    from interpeq.training import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
 def _task_overrides(
     data: Any, tasks: list[str], section: str, valid: set[str]
 ) -> dict[str, dict[str, Any]]:
@@ -376,29 +385,5 @@ def _task_overrides(
         bad = sorted(set(value) - valid)
         if bad:
             raise ValueError(f"unknown {section}[{key!r}] keys {bad}; valid: {sorted(valid)}")
-        out[str(key)] = dict(value)
-    return out
-
-
-def _task_train(data: Any, tasks: list[str]) -> dict[str, dict[str, Any]]:
-    """Validate ``task_train``: every key names a task of this zoo, every value is a mapping."""
-    from interpeq.training import resolve_task
-
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(
-            "'task_train' must map task names to training overrides, e.g. "
-            "{any_duplicate: {lr: 0.001}}"
-        )
-    names = set(tasks) | {resolve_task(t).task.name for t in tasks}
-    out = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ValueError(
-                f"task_train names {key!r}, which is not a task of this zoo; valid: {sorted(names)}"
-            )
-        if not isinstance(value, dict):
-            raise ValueError(f"task_train[{key!r}] must be a mapping of TrainConfig fields")
         out[str(key)] = dict(value)
     return out

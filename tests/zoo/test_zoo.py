@@ -81,7 +81,10 @@ def test_smoke_config_covers_all_settings_and_varies_what_it_says():
         ({"task_train": {"rank": {"lr": 0.1}}}, "'rank', which is not a task of this zoo"),
         ({"task_train": {"add_next": 0.1}}, r"task_train\['add_next'\] must be a mapping"),
         ({"task_train": ["add_next"]}, "'task_train' must map task names"),
-        ({"task_train": {"add_next": {"lr_": 0.1}}}, "unknown train config keys"),
+        (
+            {"task_train": {"add_next": {"lr_": 0.1}}},
+            r"unknown task_train\[.add_next.\] keys \[.lr_.\]",
+        ),
         (
             {"compile": "fast"},
             r"'compile' must be false, true or a torch.compile mode.*reduce-overhead",
