@@ -184,6 +184,12 @@ def run_toy(
     from interpeq.report import group_matrix_plot, log_image, log_summary, log_table
     from interpeq.tasks import get_algorithm
 
+    if cfg.compare.compose == "paper":
+        raise ValueError(
+            "compare.compose: paper is not part of the toy report yet; run the paper code's "
+            "composition from Python (interpeq.reproduce.paper_composition.compare_paper) or "
+            "set compose: chains"
+        )
     t0 = time.perf_counter()
     root = Path(root)
     spec = cfg.zoo

@@ -138,3 +138,19 @@ def test_compare_paper_trains_the_task_zoo_and_tests_the_paths(tmp_path, monkeyp
     with pytest.raises(ValueError, match="compare.compose must be one of"):
         ExperimentConfig.from_dict({"experiment": "toy", "zoo": cfg.raw["zoo"],
                                     "compare": {"compose": "tree"}})  # fmt: skip
+
+
+def test_the_toy_report_refuses_compose_paper_in_one_line(tmp_path):
+    from interpeq.reproduce.config import ExperimentConfig
+    from interpeq.reproduce.toy import run_toy
+
+    cfg = ExperimentConfig.from_dict(
+        {
+            "experiment": "toy",
+            "zoo": {"name": "t", "algorithms": ["algorithm_1"], "seeds": [0]},
+            "compare": {"compose": "paper"},
+        }
+    )
+    with pytest.raises(ValueError, match="not part of the toy report yet"):
+        run_toy(cfg, tmp_path, logger="none", progress=False)
+    assert not (tmp_path / "t").exists()  # refused before anything trains
