@@ -10,6 +10,7 @@ from interpeq.compare.result import CompareResult, summarize
 from interpeq.equivalence import Unit, group_pairs, pairwise_congruity
 from interpeq.report.plots import decision_colours
 from interpeq.report.summary_plots import equivalence_curves
+from tests.equivalence.synthetic import fake_cross
 
 M = 40
 
@@ -119,21 +120,7 @@ def _synthetic_zoo(n: int, narrow: bool, between: float, across: float, seed: in
                 spread if spread is not None else between * (0.5 + torch.rand(M, generator=gen))
             )
             units.append(u)
-    noise = {}
-
-    def cross(us, pairs, **_):
-        out = []
-        for i, j in pairs:
-            key = (min(i, j), max(i, j))
-            if key not in noise:
-                same = us[i].group == us[j].group
-                noise[key] = (between if same else across) * (
-                    0.5 + float(torch.rand(1, generator=gen))
-                )
-            out.append(1 - noise[key])
-        return torch.tensor(out, dtype=torch.float64)
-
-    return units, cross
+    return units, fake_cross(gen, between, across)
 
 
 def test_auto_null_keeps_equivalent_members_of_a_narrow_group_and_still_separates():

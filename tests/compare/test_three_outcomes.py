@@ -15,6 +15,7 @@ from interpeq.compare.log import log_compare
 from interpeq.compare.result import CompareResult, summarize
 from interpeq.equivalence import Unit, group_pairs, pairwise_congruity
 from interpeq.report import plots, summary_plots
+from tests.equivalence.synthetic import fake_cross
 
 M = 40
 SETTINGS = {"zoo": "z", "against": None, "n_probes": 4, "m": M, "alpha": 0.05, "seed": 0}
@@ -30,19 +31,7 @@ def synthetic_zoo(sizes: dict[str, int], seed: int = 0, m: int = M):
             u = Unit(f"{g}-s{k}", g, torch.randn(4, 2, generator=gen), torch.zeros(m, 4, 2))
             u.self_d = 0.2 * (0.5 + torch.rand(m, generator=gen, dtype=torch.float64))
             units.append(u)
-    noise = {}
-
-    def cross(us, pairs, **_):
-        out = []
-        for i, j in pairs:
-            key = (min(i, j), max(i, j))
-            if key not in noise:
-                scale = 0.2 if us[i].group == us[j].group else 0.8
-                noise[key] = scale * (0.5 + float(torch.rand(1, generator=gen)))
-            out.append(1 - noise[key])
-        return torch.tensor(out, dtype=torch.float64)
-
-    return units, cross
+    return units, fake_cross(gen, 0.2, 0.8)
 
 
 def compare_synthetic(sizes: dict[str, int], out, seed: int = 0, m: int = M) -> CompareResult:

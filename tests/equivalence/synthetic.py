@@ -21,3 +21,22 @@ def pair(seed, same, m=40, n=100, d=16):
     b = implementation(zb, w, gen)
     ib = torch.stack([implementation(zb, w, gen) for _ in range(m)])
     return a, ia, b, ib
+
+
+def fake_cross(gen, within: float, across: float):
+    """A stand-in for ``pairwise_congruity``'s ``cross``: each pair's similarity is
+    ``1 - scale * U(0.5, 1.5)`` with ``scale`` = ``within`` (same group) or ``across``,
+    drawn once per pair in the order pairs are first asked for."""
+    noise = {}
+
+    def cross(us, pairs, **_):
+        out = []
+        for i, j in pairs:
+            key = (min(i, j), max(i, j))
+            if key not in noise:
+                scale = within if us[i].group == us[j].group else across
+                noise[key] = scale * (0.5 + float(torch.rand(1, generator=gen)))
+            out.append(1 - noise[key])
+        return torch.tensor(out, dtype=torch.float64)
+
+    return cross
