@@ -93,6 +93,14 @@ class TrainConfig:
     independently with probability ``subset_prob``. Validation's strict accuracy uses
     the same mode. Thresholds apply to *token-level* metrics over positions 1..9 and
     stop training once every validation metric reaches them (after ``min_steps``).
+
+    ``pretrain_steps`` (algorithm stages only): train first on the stage task's *own*
+    inputs for at most this many steps (stopping early at the thresholds), then on the
+    stage's inputs from those weights. A stage whose inputs are a narrow distribution
+    (e.g. ``alternating_parity`` on sorted sequences) can reach full accuracy through a
+    route that bypasses a variable's component (IIA stuck near 0.86 at any length of
+    training); learnt on the task's own inputs first, the mechanism carries over and
+    holds on the stage's inputs (docs/toy_options.md).
     """
 
     seed: int = 0
@@ -116,13 +124,14 @@ class TrainConfig:
     val_size: int = 1024
     val_every: int = 200
     test_size: int = 4096
+    pretrain_steps: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_steps", "val_size", "val_every", "test_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("min_steps", "warmup_steps"):
+        for name in ("min_steps", "warmup_steps", "pretrain_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.lr > 0:

@@ -204,6 +204,10 @@ def fit_member(
     module = SIITModule(task=task, model=model, siit=train, correspondence=correspondence.to_dict())
     last = ckpt_dir / "last.ckpt"
     ckpt = load_checkpoint(last, "this member") if last.exists() else None
+    pre = None
+    if ckpt is None and init_state is None and train.pretrain_steps:
+        pre = _pretrain(task, model, correspondence, train, ckpt_dir, trainer_kwargs)
+        init_state = pre.model.state_dict()
     if ckpt is None and init_state is not None:
         module.net.load_state_dict(init_state)
     if ckpt is not None and _finished(ckpt, train):
@@ -227,4 +231,36 @@ def fit_member(
     net = module.net.eval().cpu()
     metrics = evaluate(net, task, correspondence, train)
     metrics.update(steps=float(steps), seconds=float(seconds))
+    pre_metrics = _pretrain_record(ckpt_dir) if pre is None else pre.metrics
+    if pre_metrics:
+        metrics["pretrain_steps"] = pre_metrics["steps"]
+        metrics["seconds"] += pre_metrics["seconds"]
     return FitResult(model=net, metrics=metrics)
+
+
+def _pretrain(task: str, model, correspondence, train: TrainConfig, ckpt_dir: Path, trainer_kwargs):
+    """``train.pretrain_steps`` on the stage task's own inputs (``ckpt_dir/pretrain``,
+    resumable like any member); see :class:`TrainConfig`."""
+    stage = resolve_task(task)
+    if stage.stage is None:
+        raise ValueError(
+            f"pretrain_steps applies to algorithm stages (pretraining on the stage task's own "
+            f"inputs); {task!r} is a task trained on its own inputs already: set it to 0"
+        )
+    own = train.replace(max_steps=train.pretrain_steps, pretrain_steps=0, min_steps=0)
+    return fit_member(
+        task=stage.task.name, model=model, correspondence=correspondence, train=own,
+        ckpt_dir=ckpt_dir / "pretrain", trainer_kwargs=trainer_kwargs,
+    )  # fmt: skip
+
+
+def _pretrain_record(ckpt_dir: Path) -> dict[str, float] | None:
+    """Steps and seconds of a finished pretraining in ``ckpt_dir`` (a resumed member)."""
+    last = ckpt_dir / "pretrain" / "last.ckpt"
+    if not last.exists():
+        return None
+    ckpt = load_checkpoint(last, "this member's pretraining")
+    return {
+        "steps": float(ckpt["global_step"]),
+        "seconds": float(ckpt.get("interpeq_train_seconds", 0.0)),
+    }

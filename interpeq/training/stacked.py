@@ -409,6 +409,8 @@ def fit_stacked(
     :class:`FitResult` per member, with ordinary ``HookedTransformer`` models.
     ``compile_mode`` compiles the fused step (``None``: eager).
     """
+    if any(m[2].pretrain_steps for m in members):  # the zoo trains these alone
+        raise ValueError("pretrain_steps needs a member trained alone (fit_member), not stacked")
     ckpt_dir = Path(ckpt_dir)
     module = StackedSIITModule(members, model, compile_mode=compile_mode)
     dirs = (

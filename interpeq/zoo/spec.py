@@ -239,15 +239,25 @@ class ZooSpec:
         spec.base_model()  # validate early, before any training is spent
         for task_name in spec.tasks:
             spec.model_for(task_name)
+            spec._check_train(task_name)
+        return spec
+
+    def _check_train(self, task_name: str) -> None:
+        """One line for a bad training override of one entry, before any training."""
+        from interpeq.tasks.names import parse_stage
         from interpeq.training import TrainConfig
 
-        for task_name in spec.tasks:
-            try:
-                TrainConfig.from_dict({**spec.train_for(task_name), "seed": 0})
-            except (TypeError, ValueError) as err:
-                where = "train" if task_name not in spec.tasks_with_train() else "task_train"
-                raise ValueError(f"{where} of {task_name!r}: {err}") from None
-        return spec
+        where = "train" if task_name not in self.tasks_with_train() else "task_train"
+        try:
+            cfg = TrainConfig.from_dict({**self.train_for(task_name), "seed": 0})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where} of {task_name!r}: {err}") from None
+        if cfg.pretrain_steps and not parse_stage(task_name):
+            raise ValueError(
+                f"{where} of {task_name!r}: pretrain_steps applies to algorithm stages (e.g. "
+                f"algorithm_4/stage1), which pretrain on their task's own inputs; "
+                f"{task_name!r} trains on its own inputs already"
+            )
 
     def tasks_with_train(self) -> set[str]:
         """Member list entries that a ``task_train`` key applies to (error messages)."""

@@ -96,12 +96,14 @@ def stack_groups(
     ``max_stack`` per group.
 
     A member with a checkpoint of its own (interrupted alone, or finished by a stacked
-    run whose other members were not yet moved into place) stays alone: it resumes.
+    run whose other members were not yet moved into place) stays alone: it resumes. So
+    does a member with ``pretrain_steps``: its two phases train on different inputs from
+    weights of its own, which a fused stack (one shared schedule) does not do.
     """
     groups: dict[str, list[MemberSpec]] = {}
     alone = []
     for m in members:
-        if (store.work_dir(m.id) / "last.ckpt").exists():
+        if m.train.pretrain_steps or (store.work_dir(m.id) / "last.ckpt").exists():
             alone.append([m])
             continue
         key = json.dumps(
