@@ -79,6 +79,17 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
     assert summary["labels"] == ["algorithm_1", "algorithm_6"]
     assert summary["families"] == {"sorting": ["algorithm_1"], "counting": ["algorithm_6"]}
     assert (summary["trained"], summary["reused"]) == (12, 0)
+    # every algorithm pair with a chain pair the headline did not reject is explained
+    head = json.loads((report / "equivalence-intervention" / "results.json").read_text())
+    kept = any(r["decision"] != "rejected" for r in head["pairs"] if r["group_a"] != r["group_b"])
+    explained = list(csv.DictReader(open(report / "explanations.csv")))
+    assert [(r["row"], r["col"]) for r in explained] == ([("algorithm_1", "algorithm_6")] * kept)
+    for r in explained:
+        assert int(r["n_pairs"]) == 9 and r["why"]
+        assert int(r["rejected"]) + int(r["not_rejected"]) + int(r["undecidable"]) == 9
+        assert 0 < float(r["pair_distance"]) and 0 < float(r["null_a"])
+        assert -1 <= float(r["embedding"]) <= 1.0 + 1e-9
+        assert (report / "explanations.png").stat().st_size > 0
     for key in ("intervention/two_sided", "intervention/one_sided", "training/two_sided"):
         impls, form = key.split("/")
         res = summary["results"][key]

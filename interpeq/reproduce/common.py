@@ -17,6 +17,7 @@ from interpeq.zoo import Zoo, ZooStore
 
 MEMBER_COLUMNS = (
     "id", "task", "setting", "seed", "acc", "iia", "strict", "converged", "steps", "seconds",
+    "retries", "reseeded",
 )  # fmt: skip
 
 
@@ -96,9 +97,41 @@ def member_rows(zoo: Zoo) -> list[dict[str, Any]]:
                 "converged": m.converged,
                 "steps": int(met.get("steps", 0)),
                 "seconds": round(float(met.get("seconds", 0.0)), 1),
+                **_retries(m.spec.get("retry")),
             }
         )
     return rows
+
+
+def _retries(record: dict[str, Any] | None) -> dict[str, Any]:
+    """How many retries a member took and whether the kept attempt is a reseed (from its
+    ``member.json`` ``retry`` record)."""
+    if not record:
+        return {"retries": 0, "reseeded": False}
+    history = record.get("history", [])
+    kept = record.get("kept", 0)
+    mode = history[kept].get("mode") if 0 <= kept < len(history) else None
+    return {"retries": max(0, len(history) - 1), "reseeded": mode == "reseed"}
+
+
+def retried_lines(members: Sequence[dict[str, Any]]) -> list[str]:
+    """The report's word on members that needed retries (``member_rows``): none is
+    dropped silently, each retrained one is named with its tries."""
+    retried = [r for r in members if r.get("retries")]
+    if not retried:
+        return []
+    named = ", ".join(
+        f"{r['id']} ({r['retries']} tr{'y' if r['retries'] == 1 else 'ies'}"
+        + ("; kept a reseed" if r["reseeded"] else "")
+        + ")"
+        for r in retried
+    )
+    n_reseed = sum(bool(r["reseeded"]) for r in retried)
+    return [
+        f"{len(retried)} member(s) missed their thresholds at first and were retrained "
+        f"({n_reseed} kept from a new seed): {named}.",
+        "",
+    ]
 
 
 def convergence_lines(
@@ -109,11 +142,12 @@ def convergence_lines(
     e.g. "and every chain with such a stage")."""
     if not unconverged:
         return ["Every member met its thresholds (held-out acc / IIA / strict).", ""]
-    mode = (retry or {}).get("mode", "none")
+    from interpeq.zoo.retry import RetrySpec
+
+    policy = RetrySpec.from_dict(retry)
     tried = (
-        f"after `retry: {mode}` ({retry['steps']} steps, at most {retry['max_tries']} "
-        "tries each; the attempts are in each member's `member.json`)"
-        if mode != "none"
+        f"after {policy.describe()} (the attempts are in each member's `member.json`)"
+        if policy.mode != "none"
         else "with no `retry:` (set it in the experiment's `zoo:` section to retrain them)"
     )
     return [

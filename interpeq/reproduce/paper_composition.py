@@ -57,13 +57,42 @@ class PaperComposition:
 
 
 def task_pools(members: Sequence[Any], include_unconverged: bool = False) -> dict[str, list]:
-    """Members of a per-task zoo by task name (catalogue names), sorted by id; those
-    flagged unconverged are left out unless asked: they implement no interpretation."""
+    """Members of a per-task zoo by task name (catalogue names; a faithful stage member,
+    :func:`faithful_task`, counts as its task), sorted by id; those flagged unconverged
+    are left out unless asked: they implement no interpretation."""
     pools: dict[str, list] = {}
     for m in sorted(members, key=lambda m: m.id):
         if include_unconverged or getattr(m, "converged", True):
-            pools.setdefault(m.task_name, []).append(m)
+            pools.setdefault(faithful_task(m.task_name) or m.task_name, []).append(m)
     return pools
+
+
+def faithful_task(entry: str) -> str | None:
+    """The catalogue task an algorithm-stage entry *is*, when training it is training
+    that task: stage 0 of an algorithm that samples with the stage task's own sampler
+    (``algorithm_1/stage0`` is ``sort_descending`` on its own inputs; ``algorithm_2/
+    stage0`` is not, its inputs mix in descending runs). ``None`` otherwise, and for a
+    plain task name."""
+    from interpeq.tasks import get_algorithm
+    from interpeq.tasks.names import parse_stage
+
+    stage = parse_stage(entry)
+    if not stage or stage[1] != 0:
+        return None
+    algo = get_algorithm(stage[0])
+    first = algo.stages[0]
+    return first.name if algo.sampler is first.sampler else None
+
+
+def shared_members(members: Sequence[Any], tasks: Sequence[str]) -> dict[str, list]:
+    """The algorithm zoo's members that a per-task zoo of ``tasks`` can take as they are
+    (:func:`faithful_task`), by catalogue task: those tasks need no training of their own."""
+    out: dict[str, list] = {}
+    for m in members:
+        task = faithful_task(m.task_name)
+        if task in tasks:
+            out.setdefault(task, []).append(m)
+    return out
 
 
 def sample_composition(
@@ -189,13 +218,16 @@ def algorithm_tasks(algorithms: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(s.name for a in algorithms for s in get_algorithm(a).stages))
 
 
-def task_zoo_config(zoo: dict[str, Any], algorithms: Sequence[str]) -> dict[str, Any]:
+def task_zoo_config(
+    zoo: dict[str, Any], algorithms: Sequence[str], shared: Sequence[str] = ()
+) -> dict[str, Any]:
     """The per-task zoo of an algorithm zoo's YAML ``zoo:`` section: the same model,
-    training, seeds, settings and retry, one task per distinct stage task (named
-    ``<zoo>_tasks``); per-task recipes keyed by catalogue task name carry over, those
+    training, seeds, settings and retry, one task per distinct stage task not in
+    ``shared`` (tasks whose models the algorithm zoo already holds, :func:`shared_members`),
+    named ``<zoo>_tasks``; per-task recipes keyed by catalogue task name carry over, those
     keyed by a stage entry (``algorithm_5/stage0``) have no counterpart and are dropped."""
     out = {k: v for k, v in zoo.items() if k not in ("algorithms", "tasks")}
-    out["tasks"] = algorithm_tasks(algorithms)
+    out["tasks"] = [t for t in algorithm_tasks(algorithms) if t not in shared]
     out["name"] = f"{zoo.get('name', 'zoo')}_tasks"
     for key in ("task_train", "task_model"):
         if zoo.get(key):
@@ -203,12 +235,16 @@ def task_zoo_config(zoo: dict[str, Any], algorithms: Sequence[str]) -> dict[str,
     return out
 
 
-def compare_paper(cfg: Any, root: Any, algorithms: Sequence[str], **train: Any) -> list[dict]:
+def compare_paper(
+    cfg: Any, root: Any, algorithms: Sequence[str], zoo: Any = None, **train: Any
+) -> list[dict]:
     """Train (or reuse) the per-task zoo of ``cfg`` (an experiment config of the toy),
     compose every algorithm the paper code's way and run the pairwise test on the path
     units with the headline null ``cfg.compare.impls[0]``; returns the pair rows
-    (ready for :func:`interpeq.equivalence.group_pairs`). ``train``: ``logger``,
-    ``progress`` of :func:`interpeq.reproduce.common.train_zoo`."""
+    (ready for :func:`interpeq.equivalence.group_pairs`). ``zoo``: the trained algorithm
+    zoo, whose faithful stage members (:func:`shared_members`) stand in for their task
+    (with at least ``paper_k`` converged of them; else the task is trained). ``train``:
+    ``logger``, ``progress`` of :func:`interpeq.reproduce.common.train_zoo`."""
     from types import SimpleNamespace
 
     from interpeq.compare import probe_tokens
@@ -217,12 +253,21 @@ def compare_paper(cfg: Any, root: Any, algorithms: Sequence[str], **train: Any) 
     from interpeq.reproduce.common import train_zoo
 
     c = cfg.compare
-    exp = ExperimentSpec.from_dict(task_zoo_config(cfg.raw["zoo"], algorithms))
-    zoo, _ = train_zoo(SimpleNamespace(pipeline=exp), root, **train)
+    tasks = algorithm_tasks(algorithms)
+    shared = {
+        t: ms
+        for t, ms in shared_members(list(zoo or []), tasks).items()
+        if sum(m.converged for m in ms) >= c.paper_k
+    }
+    members = [m for ms in shared.values() for m in ms]
+    if len(shared) < len(tasks):
+        exp = ExperimentSpec.from_dict(task_zoo_config(cfg.raw["zoo"], algorithms, list(shared)))
+        task_zoo, _ = train_zoo(SimpleNamespace(pipeline=exp), root, **train)
+        members += list(task_zoo)
     tokens = probe_tokens(list(algorithms), c.n_probes, c.seed, c.probes)
     impls = c.impls[0]
     units = paper_units(
-        list(zoo), algorithms, tokens, k=c.paper_k, m=0 if impls == "training" else c.m,
+        members, algorithms, tokens, k=c.paper_k, m=0 if impls == "training" else c.m,
         seed=c.seed, max_paths=c.paper_max_paths,
     )  # fmt: skip
     return pairwise_congruity(units, alpha=c.alpha, seed=c.seed, impls=impls)

@@ -26,6 +26,7 @@ one in 5-6; the per-entry view (diagonal, off-diagonal within a family) is repor
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ import torch
 from interpeq.compare import compare_zoo, group_pairs
 from interpeq.equivalence.pairwise import TooFewUnitsError
 from interpeq.reproduce.common import (
-    convergence_lines,
     group_matrix,
     machine,
     matrix_rows,
@@ -45,6 +45,13 @@ from interpeq.reproduce.common import (
     write_json,
 )
 from interpeq.reproduce.config import ExperimentConfig
+from interpeq.reproduce.toy_explain import (
+    EXPLAIN_COLUMNS,
+    explain_algorithms,
+    explanation_plot,
+    explanation_rows,
+)
+from interpeq.reproduce.toy_report import report_markdown
 from interpeq.seeds import generator
 from interpeq.tasks.names import parse_stage
 
@@ -58,15 +65,6 @@ CHAIN_COLUMNS = (
     "min_stage_acc",
 )
 FORMS = ("two_sided", "one_sided")  # the paper's 1 - |2p - 1|, and min(1, 2(1 - p))
-REFERENCE_NOTE = (
-    "Ours asks whether a chain sits among another's co-implementations (its non-circuit "
-    "components resampled: models that keep its interpretation), a rank test with a "
-    "p-value and a decision. The paper code's statistic patches the *circuit* of the last "
-    "stage from other inputs and counts how often the other chain is more similar to the "
-    "base than to the patched copy: near 1 when the other chain shares what that circuit "
-    "computes, near 0.5 when it is indifferent to it; it has no null and no decision "
-    "(interpeq.equivalence.reference)."
-)
 MATRIX_COLUMNS = ("row", "col", "mean_congruity", "ci_low", "ci_high", "rejection_rate", "n_pairs")
 
 
@@ -141,22 +139,27 @@ def family_stats(pairs: list[dict[str, Any]], family_of: dict[str, str]) -> dict
 
 
 def checks(mat, labels: list[str], family_of: dict[str, str], fam: dict[str, Any]) -> dict:
-    """The toy study's two criteria on the algorithm matrix."""
-    rows_ok = {}
+    """The toy study's two criteria on the algorithm matrix; ``beaten_by`` names, per row
+    that fails the first, the other-family entries at or above its diagonal."""
+    rows_ok: dict[str, bool | None] = {}
+    beaten_by: dict[str, dict[str, float]] = {}
     for i, a in enumerate(labels):
-        off = [
-            float(mat["mean"][i, j])
+        off = {
+            b: float(mat["mean"][i, j])
             for j, b in enumerate(labels)
             if family_of[b] != family_of[a] and mat["n_pairs"][i, j] > 0
-        ]
+        }
         diag = float(mat["mean"][i, i])
         # None: not measurable (no same-algorithm pair, e.g. < 2 converged chains)
-        rows_ok[a] = None if not off or diag != diag else diag > max(off)
+        rows_ok[a] = None if not off or diag != diag else diag > max(off.values())
+        if rows_ok[a] is False:
+            beaten_by[a] = {b: v for b, v in off.items() if v >= diag} | {a: diag}
     measured = [ok for ok in rows_ok.values() if ok is not None]
     within, across = fam.get("within_sorting"), fam.get("across_families")
     gap = within - across if within is not None and across is not None else None
     return {
         "diagonal_above_other_family": rows_ok,
+        "beaten_by": beaten_by,
         "all_rows": bool(measured) and all(measured),
         "rows_measured": len(measured),
         "within_sorting_minus_across": gap,
@@ -164,13 +167,127 @@ def checks(mat, labels: list[str], family_of: dict[str, str], fam: dict[str, Any
     }
 
 
-def row_checks(ch: dict[str, Any]) -> str:
-    """``algorithm_1 yes, algorithm_2 no, algorithm_4 not measurable, ...`` for the report."""
-    word = {True: "yes", False: "no", None: "not measurable (< 2 chains)"}
-    rows = ch["diagonal_above_other_family"]
-    return f"{sum(v is True for v in rows.values())} / {len(rows)} rows: " + ", ".join(
-        f"{a} {word[v]}" for a, v in rows.items()
-    )
+@dataclass(frozen=True)
+class _Layout:
+    """Where the matrices of one toy report go and how their rows are ordered."""
+
+    report: Path
+    labels: list[str]
+    families: dict[str, list[str]]
+    family_of: dict[str, str]
+    zoo: str
+    seed: int
+    clog: Any
+
+
+def _layout(zoo, report: Path, seed: int, clog: Any) -> _Layout:
+    from interpeq.tasks import get_algorithm
+
+    algos = sorted({parse_stage(m.task_name)[0] for m in zoo})
+    family_of = {a: get_algorithm(a).family or a for a in algos}
+    families: dict[str, list[str]] = {}
+    for a in algos:
+        families.setdefault(family_of[a], []).append(a)
+    labels = [a for f in families for a in families[f]]
+    return _Layout(report, labels, families, family_of, zoo.name, seed, clog)
+
+
+def matrix_results(
+    lay: _Layout, pairs: list[dict[str, Any]], impls: str, forms: tuple[str, ...], source: str
+) -> dict[str, Any]:
+    """Write one 6 x 6 matrix (csv, png, W&B) per congruity form of ``pairs`` and return
+    the results entries ``"<source>/<form>"`` (``source``: the impls, or ``paper`` for the
+    paper code's composition)."""
+    from interpeq.report import group_matrix_plot, log_image, log_table
+
+    out = {}
+    n_rejected = sum(r.get("decision") == "rejected" for r in pairs)
+    min_p = min((float(r.get("min_p_value", 0.0)) for r in pairs), default=None)
+    for form in forms:
+        scored = [dict(r, congruity=congruity_form(r, form)) for r in pairs]
+        mat = group_matrix(group_pairs(scored, seed=lay.seed), lay.labels)
+        long = matrix_rows(mat, lay.labels)
+        stem = f"algorithm_matrix_{source}_{form}"
+        write_csv(lay.report / f"{stem}.csv", MATRIX_COLUMNS, long)
+        what = "the paper code's composition" if source == "paper" else f"chains, {impls}"
+        png = group_matrix_plot(
+            mat["mean"], mat["ci_low"], mat["ci_high"], lay.labels, lay.report / f"{stem}.png",
+            families=lay.families, rejection=mat["rejection_rate"], n_pairs=mat["n_pairs"],
+            undecidable=mat["n_undecidable"],
+            title=f"{lay.zoo}: mean {form.replace('_', '-')} congruity between algorithms\n"
+            f"({what}; co-implementations by {impls})",
+        )  # fmt: skip
+        fam = family_stats(scored, lay.family_of)
+        out[f"{source}/{form}"] = {
+            "impls": impls,
+            "source": source,
+            "form": form,
+            "family_means": fam,
+            "checks": checks(mat, lay.labels, lay.family_of, fam),
+            "matrix": _by_row(mat["mean"], lay.labels),
+            "rejection_rate": _by_row(mat["rejection_rate"], lay.labels),
+            "n_pairs_matrix": _by_row(mat["n_pairs"], lay.labels),
+            "n_rejected": n_rejected,
+            "n_pairs": len(pairs),
+            "min_p_value": min_p,
+        }
+        log_image(lay.clog, f"reproduce/{stem}", png)
+        log_table(lay.clog, stem, MATRIX_COLUMNS, [[r[k] for k in MATRIX_COLUMNS] for r in long])
+    return out
+
+
+def _by_row(arr, labels: list[str]) -> dict[str, list[float]]:
+    return {a: [float(x) for x in arr[i]] for i, a in enumerate(labels)}
+
+
+def compare_chains(zoo, cfg: ExperimentConfig, lay: _Layout, progress: bool) -> tuple:
+    """Every null of ``compare.impls`` on the chains: (results, not computed, the
+    headline's pair rows)."""
+    c = cfg.compare
+    results: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    head: list[dict[str, Any]] = []
+    for k, impls in enumerate(c.impls):
+        try:
+            res = compare_zoo(
+                zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
+                units="chains", impls=impls, out_dir=lay.report / f"equivalence-{impls}",
+                progress=progress, reference=c.reference and k == 0, similarity=c.similarity,
+            )  # fmt: skip
+        except TooFewUnitsError as err:
+            skipped[impls] = not_computed(impls, err)
+            continue
+        head = head or res.pairs
+        forms = FORMS + (("reference_fraction",) if c.reference and k == 0 else ())
+        results.update(matrix_results(lay, res.pairs, impls, forms, impls))
+    return results, skipped, head
+
+
+def explain_non_separations(zoo, pairs: list[dict], cfg: ExperimentConfig, lay: _Layout) -> list:
+    """Why each algorithm pair the headline did not separate was not separated
+    (:mod:`interpeq.reproduce.toy_explain`): ``explanations.csv`` and ``.png``."""
+    from interpeq.report import log_image
+
+    explanations = explain_algorithms(zoo, pairs, lay.labels, cfg.compare)
+    write_csv(lay.report / "explanations.csv", EXPLAIN_COLUMNS, explanation_rows(explanations))
+    png = explanation_plot(
+        explanations, lay.report / "explanations.png", alpha=cfg.compare.alpha,
+        title=f"{lay.zoo}: why these algorithm pairs were not separated "
+        f"(co-implementations by {cfg.compare.impls[0]})",
+    )  # fmt: skip
+    if png is not None:
+        log_image(lay.clog, "reproduce/explanations", png)
+    return explanations
+
+
+def compare_paper_composition(cfg, root: Path, lay: _Layout, zoo, **train) -> dict:
+    """The paper code's composition (:mod:`interpeq.reproduce.paper_composition`),
+    reported beside ours: its matrices under ``paper/<form>``. Stage models that are
+    their task on its own inputs are taken from ``zoo`` rather than trained again."""
+    from interpeq.reproduce.paper_composition import compare_paper
+
+    rows = compare_paper(cfg, root, lay.labels, zoo, **train)
+    return matrix_results(lay, rows, cfg.compare.impls[0], FORMS, "paper")
 
 
 def run_toy(
@@ -181,92 +298,58 @@ def run_toy(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the toy experiment of ``cfg``; returns the summary (also in summary.json)."""
-    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table
-    from interpeq.tasks import get_algorithm
+    from interpeq.report import log_summary, log_table
 
-    if cfg.compare.compose == "paper":
-        raise ValueError(
-            "compare.compose: paper is not part of the toy report yet; run the paper code's "
-            "composition from Python (interpeq.reproduce.paper_composition.compare_paper) or "
-            "set compose: chains"
-        )
     t0 = time.perf_counter()
     root = Path(root)
-    spec = cfg.zoo
     zoo, train_info = train_zoo(cfg, root, logger=logger, progress=progress)
-
-    algos = sorted({parse_stage(m.task_name)[0] for m in zoo})
-    family_of = {a: get_algorithm(a).family or a for a in algos}
-    families: dict[str, list[str]] = {}
-    for a in algos:
-        families.setdefault(family_of[a], []).append(a)
-    labels = [a for f in families for a in families[f]]
-
     report, members, clog = open_report(cfg, zoo, logger=logger)
-    chains = chain_rows(zoo, spec.train.get("test_size", 1024), cfg.compare.seed)
+    lay = _layout(zoo, report, cfg.compare.seed, clog)
+    chains = chain_rows(zoo, cfg.zoo.train.get("test_size", 1024), cfg.compare.seed)
     write_csv(report / "chains.csv", CHAIN_COLUMNS, chains)
     log_table(clog, "chains", CHAIN_COLUMNS, [[r[c] for c in CHAIN_COLUMNS] for r in chains])
 
-    c = cfg.compare
-    results: dict[str, Any] = {}
     t_compare = time.perf_counter()
-    skipped: dict[str, str] = {}
-    for k, impls in enumerate(c.impls):
-        try:
-            res = compare_zoo(
-                zoo, n_probes=c.n_probes, m=c.m, alpha=c.alpha, seed=c.seed, probes=c.probes,
-                units="chains", impls=impls, out_dir=report / f"equivalence-{impls}",
-                progress=progress, reference=c.reference and k == 0, similarity=c.similarity,
-            )  # fmt: skip
-        except TooFewUnitsError as err:
-            skipped[impls] = not_computed(impls, err)
-            continue
-        forms = FORMS + (("reference_fraction",) if c.reference and k == 0 else ())
-        for form in forms:
-            key = f"{impls}/{form}"
-            pairs = [dict(r, congruity=congruity_form(r, form)) for r in res.pairs]
-            mat = group_matrix(group_pairs(pairs, seed=c.seed), labels)
-            long = matrix_rows(mat, labels)
-            stem = f"algorithm_matrix_{impls}_{form}"
-            write_csv(report / f"{stem}.csv", MATRIX_COLUMNS, long)
-            png = group_matrix_plot(
-                mat["mean"],
-                mat["ci_low"],
-                mat["ci_high"],
-                labels,
-                report / f"{stem}.png",
-                families=families,
-                rejection=mat["rejection_rate"],
-                n_pairs=mat["n_pairs"],
-                undecidable=mat["n_undecidable"],
-                title=f"{spec.name}: mean {form.replace('_', '-')} congruity between algorithms\n"
-                f"(co-implementations by {impls})",
-            )
-            fam = family_stats(pairs, family_of)
-            results[key] = {
-                "impls": impls,
-                "form": form,
-                "family_means": fam,
-                "checks": checks(mat, labels, family_of, fam),
-                "matrix": {a: [float(x) for x in mat["mean"][i]] for i, a in enumerate(labels)},
-                "rejection_rate": {
-                    a: [float(x) for x in mat["rejection_rate"][i]] for i, a in enumerate(labels)
-                },
-                "n_rejected": res.summary["n_rejected"],
-                "n_pairs": res.summary["n_pairs"],
-                "min_p_value": res.summary.get("min_p_value"),
-            }
-            log_image(clog, f"reproduce/{stem}", png)
-            log_table(clog, stem, MATRIX_COLUMNS, [[r[k] for k in MATRIX_COLUMNS] for r in long])
+    results, skipped, head_pairs = compare_chains(zoo, cfg, lay, progress)
+    explanations = explain_non_separations(zoo, head_pairs, cfg, lay)
     compare_seconds = time.perf_counter() - t_compare
+    paper_seconds = None
+    if cfg.compare.compose == "paper":
+        t_paper = time.perf_counter()
+        results.update(
+            compare_paper_composition(cfg, root, lay, zoo, logger=logger, progress=progress)
+        )
+        paper_seconds = round(time.perf_counter() - t_paper, 1)
+    summary = _summary(cfg, lay, results, skipped, members, chains, train_info)
+    summary.update(
+        explanations=explanations,
+        compare_seconds=round(compare_seconds, 1),
+        paper_composition_seconds=paper_seconds,
+        total_seconds=round(time.perf_counter() - t0, 1),
+    )
+    write_json(report / "summary.json", summary)
+    (report / "report.md").write_text(report_markdown(summary, members, chains))
+    head = results.get(summary["headline"], {})
+    flat = {
+        "within_sorting": head.get("family_means", {}).get("within_sorting"),
+        "across_families": head.get("family_means", {}).get("across_families"),
+        "all_rows_pass": head.get("checks", {}).get("all_rows"),
+        "total_seconds": summary["total_seconds"],
+    }
+    log_summary(clog, {f"reproduce/{k}": v for k, v in flat.items() if v is not None})
+    if clog:
+        clog.finish()
+    return summary
 
-    head = results[f"{c.impls[0]}/{FORMS[0]}"]
-    summary = {
+
+def _summary(cfg, lay: _Layout, results, skipped, members, chains, train_info) -> dict:
+    c = cfg.compare
+    return {
         "experiment": "toy",
-        "zoo": spec.name,
+        "zoo": lay.zoo,
         "config": str(cfg.path) if cfg.path else None,
-        "labels": labels,
-        "families": families,
+        "labels": lay.labels,
+        "families": lay.families,
         "headline": f"{c.impls[0]}/{FORMS[0]}",
         "alpha": c.alpha,
         "results": results,
@@ -278,91 +361,5 @@ def run_toy(
             r["id"] for r in members if (r["acc"] or 0.0) < cfg.paper.get("min_accuracy", 0.0)
         ],
         **train_info,
-        "compare_seconds": round(compare_seconds, 1),
-        "total_seconds": round(time.perf_counter() - t0, 1),
         "machine": machine(),
     }
-    write_json(report / "summary.json", summary)
-    (report / "report.md").write_text(report_markdown(summary, members, chains))
-    flat = {
-        "within_sorting": head["family_means"].get("within_sorting"),
-        "across_families": head["family_means"].get("across_families"),
-        "all_rows_pass": head["checks"]["all_rows"],
-        "total_seconds": summary["total_seconds"],
-    }
-    log_summary(clog, {f"reproduce/{k}": v for k, v in flat.items() if v is not None})
-    if clog:
-        clog.finish()
-    return summary
-
-
-def report_markdown(summary: dict[str, Any], members: list[dict], chains: list[dict]) -> str:
-    """The human-readable report (also what the README's Results section quotes)."""
-    paper = summary["paper"]
-    lines = [f"# {summary['zoo']}: the toy experiment", ""]
-    lines.append(
-        f"{summary['members']} stage models ({summary['trained']} trained by this run, "
-        f"{summary['reused']} reused), {len(chains)} chains. Training {summary['train_seconds']:.0f} s, "
-        f"comparison {summary['compare_seconds']:.0f} s, total {summary['total_seconds']:.0f} s "
-        f"on {summary['machine']['cpu_count']} CPUs"
-        + (f" + {summary['machine']['cuda']}" if summary["machine"]["cuda"] else "")
-        + "."
-    )
-    lines.append("")
-    lines += convergence_lines(
-        summary.get("unconverged", []), "(and every chain with such a stage)", summary.get("retry")
-    )
-    lines += [f"- {why}\n" for why in summary.get("not_computed", {}).values()]
-    for key, res in summary["results"].items():
-        fam = res["family_means"]
-        impls, form = res["impls"], res["form"]
-        heading = (
-            "The paper code's construction: fraction of circuit-patched copies farther away"
-            if form == "reference_fraction"
-            else f"{form.replace('_', '-').capitalize()} congruity, co-implementations by {impls}"
-        )
-        lines += [f"## {heading}", "", f"![matrix](algorithm_matrix_{impls}_{form}.png)", ""]
-        if form == "reference_fraction":
-            lines += [REFERENCE_NOTE, ""]
-        lines += ["| | ours | paper |", "|---|---|---|"]
-        for key, label in (
-            ("within_sorting", "within sorting family (1-4)"),
-            ("across_families", "across families"),
-        ):
-            ours = fam.get(key)
-            lines.append(
-                f"| {label} | {'-' if ours is None else f'{ours:.2f}'} | {paper.get(key, '-')} |"
-            )
-        for key in ("within_counting", "same_algorithm", "other_algorithm_same_family"):
-            if fam.get(key) is not None:
-                lines.append(f"| {key.replace('_', ' ')} | {fam[key]:.2f} | |")
-        ch = res["checks"]
-        gap = ch["within_sorting_minus_across"]
-        gap_text = "-" if gap is None else f"{gap:.2f}"
-        lines += [
-            "",
-            "- every diagonal entry above every other-family entry of its row: "
-            f"**{'yes' if ch['all_rows'] else 'no'}** ({row_checks(ch)})",
-            f"- within sorting minus across families = {gap_text} "
-            f"(>= 0.2: **{'yes' if ch['gap_at_least_0.2'] else 'no'}**)",
-            f"- rejected pairs: {res['n_rejected']} / {res['n_pairs']} (alpha {summary['alpha']}; "
-            f"smallest attainable p-value {res['min_p_value']:.3f})",
-            "",
-        ]
-    lines += ["## Chains (end-to-end accuracy on fresh inputs)", ""]
-    lines += ["| algorithm | setting | seed | acc | seq acc |", "|---|---|---|---|---|"]
-    for r in chains:
-        lines.append(
-            f"| {r['algorithm']} | {r['setting']} | {r['seed']} | {r['e2e_acc']:.3f} | {r['e2e_seq_acc']:.3f} |"
-        )
-    lines += ["", "## Stage models (held-out)", ""]
-    lines += [
-        "| member | acc | IIA | strict | converged | steps | s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in members:
-        lines.append(
-            f"| {r['id']} | {r['acc']:.3f} | {r['iia']:.3f} | {r['strict']:.3f} "
-            f"| {'yes' if r['converged'] else '**no**'} | {r['steps']} | {r['seconds']} |"
-        )
-    return "\n".join(lines) + "\n"

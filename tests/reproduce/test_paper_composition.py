@@ -140,17 +140,71 @@ def test_compare_paper_trains_the_task_zoo_and_tests_the_paths(tmp_path, monkeyp
                                     "compare": {"compose": "tree"}})  # fmt: skip
 
 
-def test_the_toy_report_refuses_compose_paper_in_one_line(tmp_path):
+def test_only_stage_models_trained_on_their_tasks_own_inputs_are_shared():
+    from interpeq.reproduce.paper_composition import faithful_task, task_zoo_config
+
+    shared = {f"algorithm_{a}/stage0": faithful_task(f"algorithm_{a}/stage0") for a in range(1, 7)}
+    assert shared == {
+        "algorithm_1/stage0": "sort_descending",  # its own sampler
+        "algorithm_2/stage0": None,  # mixes in descending runs
+        "algorithm_3/stage0": None,  # mixes in zeros
+        "algorithm_4/stage0": "sort_ascending",
+        "algorithm_5/stage0": "any_duplicate",
+        "algorithm_6/stage0": None,  # duplicate-balanced inputs
+    }
+    assert faithful_task("algorithm_1/stage1") is None and faithful_task("rank") is None
+    cfg = task_zoo_config({"name": "z", "task_train": {"rank": {"lr": 0.001}}},
+                          ["algorithm_1", "algorithm_6"], shared=["sort_descending"])  # fmt: skip
+    assert cfg["tasks"] == ["next_minus_current", "rank", "any_duplicate"]
+    assert cfg["name"] == "z_tasks" and cfg["task_train"] == {"rank": {"lr": 0.001}}
+
+
+def test_the_toy_report_draws_the_paper_composition_beside_ours(tmp_path, monkeypatch):
+    import json
+
     from interpeq.reproduce.config import ExperimentConfig
     from interpeq.reproduce.toy import run_toy
 
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    tiny = {"max_steps": 6, "batch_size": 32, "val_every": 3, "val_size": 64, "test_size": 64}
     cfg = ExperimentConfig.from_dict(
         {
             "experiment": "toy",
-            "zoo": {"name": "t", "algorithms": ["algorithm_1"], "seeds": [0]},
-            "compare": {"compose": "paper"},
-        }
+            "zoo": {
+                "name": "t",
+                "algorithms": ["algorithm_1"],
+                "seeds": [0, 1],
+                "stacked": False,
+                "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
+                "train": tiny,
+                "retry": {"thresholds": {"acc": 0.0, "iia": 0.0, "strict_acc": 0.0}},
+            },
+            "compare": {
+                "n_probes": 24,
+                "m": 3,
+                "impls": ["intervention"],
+                "compose": "paper",
+                "paper_k": 2,
+            },
+        }  # fmt: skip
     )
-    with pytest.raises(ValueError, match="not part of the toy report yet"):
-        run_toy(cfg, tmp_path, logger="none", progress=False)
-    assert not (tmp_path / "t").exists()  # refused before anything trains
+    summary = run_toy(cfg, tmp_path, logger="none", progress=False)
+    report = tmp_path / "t" / "report"
+    for form in ("two_sided", "one_sided"):
+        res = summary["results"][f"paper/{form}"]
+        assert res["source"] == "paper" and res["n_pairs"] == 6  # 2 x 2 paths, all pairs
+        assert res["n_pairs_matrix"]["algorithm_1"] == [6.0]
+        assert (report / f"algorithm_matrix_paper_{form}.png").stat().st_size > 0
+    assert "intervention/two_sided" in summary["results"]  # ours stays the headline
+    assert summary["headline"] == "intervention/two_sided"
+    assert summary["paper_composition_seconds"] > 0
+    # algorithm_1/stage0 is sort_descending on its own inputs: taken from the algorithm
+    # zoo; only next_minus_current is trained for the per-task zoo
+    trained = sorted(p.name for p in (tmp_path / "t_tasks").iterdir() if "-D-s" in p.name)
+    assert trained == ["next_minus_current-D-s0", "next_minus_current-D-s1"]
+    md = (report / "report.md").read_text()
+    assert "the paper code's composition" in md and "not independent chains" in md
+    assert (
+        json.loads((report / "summary.json").read_text())["results"].keys()
+        == summary["results"].keys()
+    )
