@@ -79,6 +79,12 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
     assert summary["labels"] == ["algorithm_1", "algorithm_6"]
     assert summary["families"] == {"sorting": ["algorithm_1"], "counting": ["algorithm_6"]}
     assert (summary["trained"], summary["reused"]) == (12, 0)
+    # the group permutation test per algorithm pair: 3 + 3 chains cannot reach alpha 0.05
+    (test,) = list(csv.DictReader(open(report / "group_tests.csv")))
+    assert (test["group_a"], test["group_b"], test["n_a"], test["n_b"]) == (
+        "algorithm_1", "algorithm_6", "3", "3",
+    )  # fmt: skip
+    assert float(test["min_p_value"]) == pytest.approx(0.1) and test["decision"] == "undecidable"
     # every algorithm pair with a chain pair the headline did not reject is explained
     head = json.loads((report / "equivalence-intervention" / "results.json").read_text())
     kept = any(r["decision"] != "rejected" for r in head["pairs"] if r["group_a"] != r["group_b"])

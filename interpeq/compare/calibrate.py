@@ -14,7 +14,7 @@ Runs the comparison (:func:`interpeq.compare.run.compare_zoo`, into
 * the **null diagnostic** of each group (draws against the between-member distances)
   (:func:`interpeq.equivalence.groups.null_spread`);
 * the **group permutation test** of each pair of groups
-  (:func:`interpeq.equivalence.groups.group_permutation_test`), and a split-half check
+  (:func:`interpeq.equivalence.permutation.group_permutation_test`), and a split-half check
   of each group with at least 8 members (two halves of one group: should not reject);
 * a **QQ plot** of the same-group p-values against Uniform(0, 1).
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +40,9 @@ import torch
 from interpeq.compare.log import finish_logger
 from interpeq.compare.run import compare_zoo
 from interpeq.equivalence.congruity import DEFAULT_M
-from interpeq.equivalence.groups import (
-    decision_rates,
-    group_permutation_test,
-    null_spread,
-    order_statistic_band,
-)
+from interpeq.equivalence.groups import decision_rates, null_spread, order_statistic_band
 from interpeq.equivalence.pairwise import IMPL_SOURCES, OWN_DRAWS, check_test_options
+from interpeq.equivalence.permutation import distance_matrix, group_permutation_test, group_tests
 from interpeq.equivalence.units import Unit
 from interpeq.interrupts import debug_enabled
 from interpeq.report import LOGGER_KINDS, log_image, log_summary, log_table, make_logger
@@ -207,12 +202,8 @@ def calibrate_zoo(
         mine = [p for p in pairs if g in (p["group_a"], p["group_b"])]
         s = decision_rates(mine, [p["same"] for p in mine])
         groups.append({"group": g, "n_members": labels.count(g), **s, "null_spread": spreads[g]})
-    dist = _distance_matrix(comp.pairs, ids)
-    tests = [
-        group_permutation_test(dist, labels, a, b, seed=seed, alpha=alpha).to_dict()
-        for a, b in itertools.combinations(names, 2)
-        if labels.count(a) + labels.count(b) >= 3
-    ]
+    dist = distance_matrix(comp.pairs, ids)
+    tests = group_tests(comp.pairs, alpha=alpha, seed=seed, order=names)
     halves = _split_half(dist, labels, names, seed, alpha)
     settings = {"zoo": za.name, "n_units": len(ids), "n_groups": len(names), **test}
     settings |= {k: comp.summary.get(k) for k in ("units", "min_p_value")}
@@ -258,15 +249,6 @@ def _spreads(rows: list[dict], ids: list[str], labels: list[str], impls: str) ->
     ]
     sims = {(pos[r["a"]], pos[r["b"]]): r["similarity"] for r in rows}
     return {s.group: s.to_dict() for s in null_spread(units, sims)}
-
-
-def _distance_matrix(rows: list[dict], ids: list[str]) -> np.ndarray:
-    pos = {u: k for k, u in enumerate(ids)}
-    d = np.zeros((len(ids), len(ids)))
-    for r in rows:
-        i, j = pos[r["a"]], pos[r["b"]]
-        d[i, j] = d[j, i] = 1 - r["similarity"]
-    return d
 
 
 def _split_half(

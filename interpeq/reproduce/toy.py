@@ -32,7 +32,8 @@ from typing import Any
 
 import torch
 
-from interpeq.compare import compare_zoo, group_pairs
+from interpeq.compare import compare_zoo
+from interpeq.equivalence import group_pairs
 from interpeq.equivalence.pairwise import TooFewUnitsError
 from interpeq.reproduce.common import (
     group_matrix,
@@ -65,6 +66,9 @@ CHAIN_COLUMNS = (
     "min_stage_acc",
 )
 FORMS = ("two_sided", "one_sided")  # the paper's 1 - |2p - 1|, and min(1, 2(1 - p))
+GROUP_TEST_COLUMNS = (
+    "group_a", "group_b", "n_a", "n_b", "statistic", "p_value", "min_p_value", "decision",
+)  # fmt: skip
 MATRIX_COLUMNS = ("row", "col", "mean_congruity", "ci_low", "ci_high", "rejection_rate", "n_pairs")
 
 
@@ -263,6 +267,17 @@ def compare_chains(zoo, cfg: ExperimentConfig, lay: _Layout, progress: bool) -> 
     return results, skipped, head
 
 
+def algorithm_group_tests(pairs: list[dict], settings, lay: _Layout) -> list[dict[str, Any]]:
+    """The group permutation test for every algorithm pair on the headline comparison's
+    chain distances (:func:`interpeq.equivalence.permutation.group_tests`): decided
+    from the chains alone, whatever the null's draws; ``group_tests.csv``."""
+    from interpeq.equivalence.permutation import group_tests
+
+    tests = group_tests(pairs, alpha=settings.alpha, seed=settings.seed, order=lay.labels)
+    write_csv(lay.report / "group_tests.csv", GROUP_TEST_COLUMNS, tests)
+    return tests
+
+
 def explain_non_separations(zoo, pairs: list[dict], cfg: ExperimentConfig, lay: _Layout) -> list:
     """Why each algorithm pair the headline did not separate was not separated
     (:mod:`interpeq.reproduce.toy_explain`): ``explanations.csv`` and ``.png``."""
@@ -311,6 +326,7 @@ def run_toy(
 
     t_compare = time.perf_counter()
     results, skipped, head_pairs = compare_chains(zoo, cfg, lay, progress)
+    tests = algorithm_group_tests(head_pairs, cfg.compare, lay)
     explanations = explain_non_separations(zoo, head_pairs, cfg, lay)
     compare_seconds = time.perf_counter() - t_compare
     paper_seconds = None
@@ -322,6 +338,7 @@ def run_toy(
         paper_seconds = round(time.perf_counter() - t_paper, 1)
     summary = _summary(cfg, lay, results, skipped, members, chains, train_info)
     summary.update(
+        group_tests=tests,
         explanations=explanations,
         compare_seconds=round(compare_seconds, 1),
         paper_composition_seconds=paper_seconds,

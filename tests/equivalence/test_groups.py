@@ -10,14 +10,13 @@ import torch
 
 from interpeq.equivalence import Unit, similarity_matrix
 from interpeq.equivalence.groups import (
-    DEFAULT_N_PERM,
     NARROW_RATIO,
     auroc,
     clopper_pearson,
     decision_rates,
-    group_permutation_test,
     null_spread,
 )
+from interpeq.equivalence.permutation import DEFAULT_N_PERM, group_permutation_test, group_tests
 
 
 def _units(groups, m=40, self_scale=None, seed=0):
@@ -196,3 +195,27 @@ def test_clopper_pearson_auroc_and_rates():
     assert (r["n_same"], r["false_rejections"], r["false_rejection_rate"]) == (2, 1, 0.5)
     assert (r["n_different"], r["power"]) == (2, 0.5)
     assert r["auroc"] == pytest.approx(0.25)  # of the 4 (diff, same) pairs only 0.02 < 0.5
+
+
+def test_group_tests_decide_every_group_pair_three_ways():
+    """Known answer: groups a and b far apart (4 + 4: rejectable at 1/35), a and c
+    indistinguishable, and d with 1 member (1 + 4: smallest p 1/5 > alpha, undecidable)."""
+    rng = np.random.default_rng(0)
+    centre = {"a": 0.0, "b": 6.0, "c": 0.0, "d": 0.0}
+    units = [(f"{g}{i}", g) for g, n in (("a", 4), ("b", 4), ("c", 4), ("d", 1)) for i in range(n)]
+    pts = {u: rng.normal(centre[g], 1.0, size=3) for u, g in units}
+    rows = [
+        {"a": u, "b": v, "group_a": g, "group_b": h,
+         "similarity": 1 - float(np.linalg.norm(pts[u] - pts[v]))}
+        for k, (u, g) in enumerate(units) for v, h in units[k + 1:]
+    ]  # fmt: skip
+    tests = {(t["group_a"], t["group_b"]): t for t in group_tests(rows, alpha=0.05)}
+    assert tests["a", "b"]["decision"] == "rejected"
+    assert tests["a", "b"]["p_value"] == pytest.approx(1 / 35)
+    assert tests["a", "c"]["decision"] == "not rejected"
+    assert tests["a", "c"]["min_p_value"] == pytest.approx(1 / 35)
+    assert tests["a", "d"]["decision"] == "undecidable"
+    assert tests["a", "d"]["min_p_value"] == pytest.approx(1 / 5)
+    assert len(tests) == 6
+    ordered = group_tests(rows, order=["d", "c", "b", "a"])
+    assert (ordered[0]["group_a"], ordered[0]["group_b"]) == ("d", "c")
