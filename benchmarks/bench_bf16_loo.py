@@ -27,7 +27,8 @@ import torch
 from bench_similarity import make_reprs
 from torch import Tensor
 
-from interpeq.equivalence.ridge import RidgeEngine, _loo, _loo_operators, _mm64
+from interpeq.equivalence.loo import _loo, _loo_operators, _mm64
+from interpeq.equivalence.ridge import RidgeEngine
 
 
 def gemm_rate(dtype: torch.dtype, k: int = 31, n: int = 900, r: int = 192) -> float:

@@ -2,8 +2,8 @@
 
 K units (default 24) in 3 groups, each a representation ``[n, D]`` (n = 256 probes,
 D = 96) with m = 40 co-implementations (the default, docs/method.md section 6), as ``interpeq compare``
-builds them. Times :func:`interpeq.compare.pairwise_congruity` in one process against
-:func:`interpeq.compare_distributed.pairwise_congruity_blocks` with ``--workers`` Ray
+builds them. Times :func:`interpeq.equivalence.pairwise_congruity` in one process against
+:func:`interpeq.compare.distributed.pairwise_congruity_blocks` with ``--workers`` Ray
 workers (default 2) on a local Ray, and checks the rows are bit-identical. Ray's
 start and its workers' first import are timed apart (a warm-up run) and not in the
 speed-up: a long ``interpeq compare`` pays them once. The two are then run
@@ -31,7 +31,7 @@ import torch
 
 
 def make_units(k: int, n: int, d: int, m: int, seed: int = 0):
-    from interpeq.compare import Unit
+    from interpeq.equivalence import Unit
 
     g = torch.Generator().manual_seed(seed)
     units = []
@@ -46,7 +46,7 @@ def make_units(k: int, n: int, d: int, m: int, seed: int = 0):
 
 
 def fresh(units):
-    from interpeq.compare import Unit
+    from interpeq.equivalence import Unit
 
     return [Unit(u.id, u.group, u.reprs, u.impls) for u in units]
 
@@ -70,8 +70,8 @@ def main() -> None:
 
     import ray
 
-    from interpeq.compare import pairwise_congruity
-    from interpeq.compare_distributed import pairwise_congruity_blocks
+    from interpeq.compare.distributed import pairwise_congruity_blocks
+    from interpeq.equivalence import pairwise_congruity
 
     units = make_units(args.units, args.n, args.d, args.m)
     k = len(units)

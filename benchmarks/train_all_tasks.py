@@ -23,9 +23,9 @@ import torch
 import yaml
 
 from interpeq.models import HookedTransformerConfig
+from interpeq.seeds import generator
 from interpeq.tasks import get_algorithm, list_algorithms, list_tasks
 from interpeq.training import TrainConfig, default_correspondence, fit_member, resolve_task
-from interpeq.training.config import generator
 
 ROOT = Path(__file__).resolve().parents[1]
 MUST = {"acc": 0.95, "iia": 0.90, "strict_acc": 0.90}

@@ -2,7 +2,8 @@
 interpretive equivalence to reference models over training."""
 
 from interpeq.callbacks.capture import ActivationCapture, CaptureRecord, load_captures
-from interpeq.callbacks.tracker import EquivalenceTracker, Reference, resolve_references
+from interpeq.callbacks.references import Reference, resolve_references
+from interpeq.callbacks.tracker import EquivalenceTracker
 
 __all__ = [
     "ActivationCapture",

@@ -175,8 +175,8 @@ class ActivationCapture(Callback):
     def probes(self, pl_module: L.LightningModule) -> Tensor:
         """The probe tokens (sampled once, then fixed)."""
         if self._probes is None:
+            from interpeq.seeds import generator
             from interpeq.training import resolve_task
-            from interpeq.training.config import generator
 
             task = self.probe_task or trained_models_task(pl_module)
             self._probes = resolve_task(task).sample(

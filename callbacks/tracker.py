@@ -96,7 +96,7 @@ from interpeq.callbacks.curves import (
     table_rows,
     write_csv,
 )
-from interpeq.callbacks.references import Reference, resolve_references  # noqa: F401
+from interpeq.callbacks.references import resolve_references
 from interpeq.equivalence import (
     DEFAULT_M,
     ModelUnit,

@@ -1,5 +1,5 @@
 """The package's shape: imports flow one way (no cycle between modules, imports inside
-functions included) and no module grows past 450 lines. The repository's text: no
+functions included), no module grows past 450 lines and no function past 80. The repository's text: no
 development-log phrases, a README that stays a front door, no broken relative link in
 README.md or docs/."""
 
@@ -14,6 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 450
+MAX_FUNCTION_LINES = 80
 
 
 def package_dirs() -> dict[str, Path]:
@@ -133,6 +134,39 @@ def test_no_module_over_450_lines():
         m: n for m, p in modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """``qualified name -> lines`` of the functions in ``path`` longer than ``limit``
+    (decorators excluded, docstring included)."""
+    out = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    n = child.end_lineno - child.lineno + 1
+                    if n > limit:
+                        out[name] = n
+                visit(child, name + ".")
+
+    visit(ast.parse(path.read_text()), "")
+    return out
+
+
+def test_no_function_over_80_lines():
+    long = {f"{m}.{f}": n for m, p in modules().items() for f, n in long_functions(p).items()}
+    assert long == {}
+
+
+def test_function_length_check_sees_methods_and_nested_functions(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    src = tmp_path / "m.py"
+    src.write_text(f"class A:\n    def f(self):\n    {body.replace(chr(10), chr(10) + '    ')}\n"
+                   f"def g():\n    def h():\n    {body.replace(chr(10), chr(10) + '    ')}\n"
+                   "    return h\n")  # fmt: skip
+    assert set(long_functions(src)) == {"A.f", "g", "g.h"}
 
 
 def test_every_package_folder_is_installed():

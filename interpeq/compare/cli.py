@@ -56,12 +56,22 @@ def load_task_files_for(args: argparse.Namespace):
     return za
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``interpeq compare``'s flags: what to compare, how to test, where to write, how
+    to run."""
     parser = argparse.ArgumentParser(
         prog="interpeq compare",
         description="Pairwise congruity over a zoo's members (or composed-algorithm chains), grouped by "
         "interpretation; writes matrix.csv, results.json and matrix.png into <root>/<zoo>/equivalence/.",
     )
+    _add_inputs(parser)
+    _add_test_options(parser)
+    _add_outputs(parser)
+    _add_launch_options(parser)
+    return parser
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("zoo", help="zoo folder or name under --root (e.g. smoke)")
     parser.add_argument("--against", help="compare every unit of <zoo> with every unit of this zoo")
     parser.add_argument(
@@ -75,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--root", default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)"
     )
+    parser.add_argument(
+        "--include-unconverged",
+        action="store_true",
+        help="also compare members flagged converged: false (left out by default, with a warning)",
+    )
+
+
+def _add_test_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-probes", type=int, default=256, help="probe inputs (default 256)")
     parser.add_argument(
         "--m",
@@ -116,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         help="ridge (linear predictivity both ways, default) or linear CKA",
     )
     parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also compute the paper code's statistic: the fraction of circuit-patched copies "
+        "of each model farther from the other model (reference_fraction; beside the test)",
+    )
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--out",
         help="output folder (default <root>/<zoo>/equivalence, with a subfolder named by the "
         "non-default --impls / --one-sided / --probes / --units / --representation / "
@@ -134,17 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         help="wandb (offline without an account), csv or none",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument(
-        "--reference",
-        action="store_true",
-        help="also compute the paper code's statistic: the fraction of circuit-patched copies "
-        "of each model farther from the other model (reference_fraction; beside the test)",
-    )
-    parser.add_argument(
-        "--include-unconverged",
-        action="store_true",
-        help="also compare members flagged converged: false (left out by default, with a warning)",
-    )
+
+
+def _add_launch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--launcher",
         choices=LAUNCHERS,
@@ -156,22 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--address", help="ray: a Ray cluster ('auto', HOST:6379 or ray://HOST:10001)"
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         check_test_options(args.alpha, args.impls, args.m)  # bad values first, then the folder
         za = load_task_files_for(args)
         if not args.overwrite:
             check_overwrite(za, args)
-        logger = make_logger(
-            args.logger,
-            run_name=f"{za.name}-compare"
-            + (f"-vs-{Path(args.against).name}" if args.against else ""),
-            group=za.name,
-            job_type="compare",
-            config={k: v for k, v in vars(args).items() if k not in ("no_progress",)},
-            tags=[f"zoo:{za.name}", "compare"],
-            save_dir=za.path,
-        )
+        logger = _logger(za, args)
         result = compare_zoo(
             za,
             args.against,
@@ -203,3 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     print(result.summary_text())
     finish_logger(logger)
     return 0
+
+
+def _logger(za, args: argparse.Namespace):
+    """The comparison's W&B (or CSV) run, configured with every flag."""
+    return make_logger(
+        args.logger,
+        run_name=f"{za.name}-compare" + (f"-vs-{Path(args.against).name}" if args.against else ""),
+        group=za.name,
+        job_type="compare",
+        config={k: v for k, v in vars(args).items() if k not in ("no_progress",)},
+        tags=[f"zoo:{za.name}", "compare"],
+        save_dir=za.path,
+    )

@@ -31,7 +31,7 @@ cases agree only to the mixed-precision rounding (~1e-8 on a similarity; congrui
 decisions change only on an exact tie): a single-process run so large that the
 engine's cache of shared products (``RidgeEngine.cache_bytes``) overflows, and GPU
 workers (``gpus_per_worker > 0`` where CUDA is present) against a CPU run. This rests
-on how the engine batches its work; ``tests/test_compare_distributed.py`` checks it
+on how the engine batches its work; ``tests/compare/test_distributed.py`` checks it
 with small batches so that a change there shows.
 
 Blocks balance the number of pairs (cross) or units (self-distances) per worker. The
@@ -241,65 +241,59 @@ def pairwise_congruity_blocks(
     if not pairs:
         return []
     n_blocks = blocks or workers
+    runner = _runner(launcher, workers, address, gpus_per_worker, progress)
+    _self_distances_in_blocks(runner, units, used, impls, n_blocks, seed, ridge)
 
-    def run(blocks_runner: _Blocks) -> list[dict[str, Any]]:
-        # the calibrated null (auto) reads the draws of every member of a used unit's group
-        groups = {units[i].group for i in used} if impls == "auto" else set()
-        need = sorted(set(used) | {k for k, u in enumerate(units) if u.group in groups})
-        todo = [i for i in need if impls in OWN_DRAWS and units[i].self_d is None]
-        if todo:
-            plan = _balance([(units[i].impls.shape[0], i) for i in todo], n_blocks)
-            jobs = [
-                ([(units[i].id, units[i].reprs, units[i].impls) for i in b], seed, ridge)
-                for b in plan
-            ]
-            dists_by_block = blocks_runner.map(self_block, jobs, "self-distances")
-            for b, dists in zip(plan, dists_by_block, strict=True):
-                for i, d in zip(b, dists, strict=True):
-                    units[i].self_d = d
+    def cross(units_, pairs_, *, seed: int = 0, **ridge_: Any) -> Tensor:
+        return _cross_in_blocks(runner, units_, pairs_, n_blocks, seed, ridge_)
 
-        def cross(units_, pairs_, *, seed: int = 0, **ridge_: Any) -> Tensor:
-            # the engine of cross_similarities: every used unit, in index order
-            used_ = sorted({i for p in pairs_ for i in p})
-            pos = {u: k for k, u in enumerate(used_)}
-            reprs = blocks_runner.put([units_[i].reprs for i in used_])
-            names = [units_[i].id for i in used_]
-            local = [(pos[i], pos[j]) for i, j in pairs_]
-            # the engine scores sources in order of first appearance: keep the
-            # single-process order of sources inside every block
-            rank: dict[int, int] = {}
-            for i, j in local:
-                rank.setdefault(i, len(rank))
-                rank.setdefault(j, len(rank))
-            chunk = ridge_.get("target_chunk", DEFAULT_CHUNK)
-            jobs, orders = [], []
-            for lo, hi in plan_cross(local, n_blocks, chunk):
-                directed = [q for i, j in local[lo:hi] for q in ((i, j), (j, i))]
-                order = sorted(range(len(directed)), key=lambda p: rank[directed[p][0]])
-                jobs.append((reprs, names, [directed[p] for p in order], seed, ridge_))
-                orders.append(order)
-            sims = []
-            for order, sc in zip(
-                orders, blocks_runner.map(cross_block, jobs, "similarities"), strict=True
-            ):
-                back = torch.empty_like(sc)
-                back[order] = sc
-                sims.append(back.reshape(-1, 2).amin(1))
-            return torch.cat(sims)
+    return pairwise_congruity(
+        units, pairs, alpha=alpha, seed=seed, one_sided=one_sided, impls=impls,
+        progress=progress, cross=cross, **ridge,
+    )  # fmt: skip
 
-        return pairwise_congruity(
-            units,
-            pairs,
-            alpha=alpha,
-            seed=seed,
-            one_sided=one_sided,
-            impls=impls,
-            progress=progress,
-            cross=cross,
-            **ridge,
-        )
 
-    return run(_runner(launcher, workers, address, gpus_per_worker, progress))
+def _self_distances_in_blocks(runner: _Blocks, units, used, impls, n_blocks, seed, ridge) -> None:
+    """Each needed unit's co-implementation distances (``self_d``), computed in blocks;
+    the calibrated null (auto) reads the draws of every member of a used unit's group."""
+    groups = {units[i].group for i in used} if impls == "auto" else set()
+    need = sorted(set(used) | {k for k, u in enumerate(units) if u.group in groups})
+    todo = [i for i in need if impls in OWN_DRAWS and units[i].self_d is None]
+    if not todo:
+        return
+    plan = _balance([(units[i].impls.shape[0], i) for i in todo], n_blocks)
+    jobs = [([(units[i].id, units[i].reprs, units[i].impls) for i in b], seed, ridge) for b in plan]
+    for b, dists in zip(plan, runner.map(self_block, jobs, "self-distances"), strict=True):
+        for i, d in zip(b, dists, strict=True):
+            units[i].self_d = d
+
+
+def _cross_in_blocks(runner: _Blocks, units, pairs, n_blocks: int, seed: int, ridge) -> Tensor:
+    """The engine of :func:`cross_similarities` in blocks: every used unit, in index
+    order; the engine scores sources in order of first appearance, so each block keeps
+    the single-process order of its sources."""
+    used = sorted({i for p in pairs for i in p})
+    pos = {u: k for k, u in enumerate(used)}
+    reprs = runner.put([units[i].reprs for i in used])
+    names = [units[i].id for i in used]
+    local = [(pos[i], pos[j]) for i, j in pairs]
+    rank: dict[int, int] = {}
+    for i, j in local:
+        rank.setdefault(i, len(rank))
+        rank.setdefault(j, len(rank))
+    chunk = ridge.get("target_chunk", DEFAULT_CHUNK)
+    jobs, orders = [], []
+    for lo, hi in plan_cross(local, n_blocks, chunk):
+        directed = [q for i, j in local[lo:hi] for q in ((i, j), (j, i))]
+        order = sorted(range(len(directed)), key=lambda p: rank[directed[p][0]])
+        jobs.append((reprs, names, [directed[p] for p in order], seed, ridge))
+        orders.append(order)
+    sims = []
+    for order, sc in zip(orders, runner.map(cross_block, jobs, "similarities"), strict=True):
+        back = torch.empty_like(sc)
+        back[order] = sc
+        sims.append(back.reshape(-1, 2).amin(1))
+    return torch.cat(sims)
 
 
 def _runner(

@@ -83,22 +83,17 @@ def compare_zoo(
     them farther from the other model; ``reference_fraction`` in every pair and group
     pair), beside the test.
 
-    ``device="auto"`` computes representations, co-implementations and the ridge
-    engine on the GPU where there is one (the results come back to host memory).
+    ``device="auto"``: representations, co-implementations and the ridge engine on the
+    GPU where there is one (results come back to host memory).
 
-    ``representation`` (:data:`interpeq.equivalence.REPRESENTATIONS`) says what is read
-    from each model, ``similarity`` (``ridge``, ``cka``, ``cka_debiased``) how two such
-    readings are compared; both apply to the pair, its co-implementations and the
-    reference statistic alike.
+    ``representation`` (:data:`interpeq.equivalence.REPRESENTATIONS`: what is read from
+    each model) and ``similarity`` (``ridge``, ``paper``, ``cka``, ``cka_debiased``) apply
+    to the pair, its co-implementations and the reference statistic alike.
 
     Members flagged ``converged: false`` (or chains with such a stage) are left out,
     with a warning naming them, unless ``include_unconverged``: a model that did not
     learn its task has no interpretation to compare."""
-    check_workers(workers, launcher)
-    if launcher == "local" and (workers > 1 or address):
-        raise ValueError("--workers > 1 and --address need --launcher ray")
-    check_test_options(alpha, impls, m)
-    check_reading(representation, similarity, launcher)
+    _check_options(workers, launcher, address, alpha, impls, m, representation, similarity)
     za = load_zoo(zoo, root)
     zb = load_zoo(against, root) if against is not None else None
     rows_u, cols_u = _zoo_units(za, zb, units, include_unconverged)
@@ -106,54 +101,68 @@ def compare_zoo(
     tokens = probe_tokens([u.input_task for u in every], n_probes, seed, probes)
     check_vocab([(u.id, model) for u in every for model in u.models], tokens)
     ray = {"workers": workers, "address": address} if launcher == "ray" else None
-    drawn = 0 if impls == "training" else m
-    dev = resolve_device(device)
-    computed = _compute(
-        every, tokens, drawn, seed, ray, progress, impls in OWN_DRAWS, dev, representation
-    )
+    dev, drawn = resolve_device(device), 0 if impls == "training" else m
+    own = impls in OWN_DRAWS
+    computed = _compute(every, tokens, drawn, seed, ray, progress, own, dev, representation)
     pairs, col_index = _layout(len(rows_u), len(cols_u), zb is not None)
     if not pairs:
         raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
     test = dict(alpha=alpha, seed=seed, one_sided=one_sided, impls=impls, progress=progress)
+    results = _test(computed, pairs, ray, dev, similarity, test)
+    if reference:
+        reading = {"representation": representation, "method": similarity}
+        _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress, reading)
+    settings = {
+        "zoo": za.name, "against": zb.name if zb is not None else None,
+        "n_probes": n_probes, "m": m, "alpha": alpha, "seed": seed, "probes": probes,
+        "units": "chains" if any(len(u.models) > 1 for u in every) else "members",
+        "one_sided": one_sided, "impls": impls, "reference": reference,
+        "representation": representation, "similarity": similarity,
+    }  # fmt: skip
+    folder = {"impls": impls, "one_sided": one_sided, "probes": probes, "units": units}
+    folder.update(representation=representation, similarity=similarity)
+    out = output_dir(za, zb, out_dir, folder)
+    result = _result(za, zb, computed, (pairs, col_index, len(rows_u)), results, settings, out)
+    if logger:
+        log_compare(logger, result)
+    return result
+
+
+def _check_options(workers, launcher, address, alpha, impls, m, representation, similarity):
+    """Every option of :func:`compare_zoo` that can be wrong, before any model is read."""
+    check_workers(workers, launcher)
+    if launcher == "local" and (workers > 1 or address):
+        raise ValueError("--workers > 1 and --address need --launcher ray")
+    check_test_options(alpha, impls, m)
+    check_reading(representation, similarity, launcher)
+
+
+def _test(computed, pairs, ray, dev, similarity: str, test: dict[str, Any]) -> list[dict]:
+    """The pairwise test on ``pairs``: in this process (the ridge engine on ``dev``
+    where that is a GPU) or in blocks over Ray workers."""
     if similarity != "ridge":
         test["method"] = similarity
     if dev.type == "cuda" and not ray:  # the ridge engine on the GPU too (CPU: as before)
         test["device"] = dev
     if ray:
-        results = pairwise_congruity_blocks(computed, pairs, launcher="ray", **ray, **test)
-    else:
-        results = pairwise_congruity(computed, pairs, **test)
-    if reference:
-        reading = {"representation": representation, "method": similarity}
-        _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress, reading)
+        return pairwise_congruity_blocks(computed, pairs, launcher="ray", **ray, **test)
+    return pairwise_congruity(computed, pairs, **test)
+
+
+def _result(za, zb, computed, layout, results, settings, out: Path) -> CompareResult:
+    """Summarise, group and write the comparison (see the module doc)."""
+    pairs, col_index, n_rows = layout
+    impls, seed = settings["impls"], settings["seed"]
     groups = group_pairs(results, ordered=zb is not None, seed=seed)
-    narrow = (
+    summary = summarize(results, computed, settings)
+    summary["null_spread"] = (
         _narrow_nulls(computed, pairs, results, impls) if zb is None and impls in OWN_DRAWS else []
     )
-    settings = {
-        "zoo": za.name,
-        "against": zb.name if zb is not None else None,
-        "n_probes": n_probes,
-        "m": m,
-        "alpha": alpha,
-        "seed": seed,
-        "probes": probes,
-        "units": "chains" if any(len(u.models) > 1 for u in every) else "members",
-        "one_sided": one_sided,
-        "impls": impls,
-        "reference": reference,
-        "representation": representation,
-        "similarity": similarity,
-    }
-    summary = summarize(results, every, settings)
-    summary["null_spread"] = narrow
-    matrix = congruity_matrix(pairs, results, len(rows_u), col_index, symmetric=zb is None)
+    symmetric = zb is None
+    matrix = congruity_matrix(pairs, results, n_rows, col_index, symmetric=symmetric)
     pvalues = congruity_matrix(
-        pairs, results, len(rows_u), col_index, symmetric=zb is None, key="p_value"
+        pairs, results, n_rows, col_index, symmetric=symmetric, key="p_value"
     )
-    kind = {"impls": impls, "one_sided": one_sided, "probes": probes, "units": units}
-    kind.update(representation=representation, similarity=similarity)
-    out = output_dir(za, zb, out_dir, kind)
     files = write_files(
         out,
         computed,
@@ -164,14 +173,11 @@ def compare_zoo(
         row_label=za.name,
         col_label=zb.name if zb is not None else za.name,
         pvalues=pvalues,
-        alpha=alpha,
+        alpha=settings["alpha"],
     )
-    row_ids = [computed[i].id for i in range(len(rows_u))]
+    row_ids = [computed[i].id for i in range(n_rows)]
     col_ids = [computed[i].id for i in col_index]
-    result = CompareResult(out, files, results, groups, summary, row_ids, col_ids, matrix)
-    if logger:
-        log_compare(logger, result)
-    return result
+    return CompareResult(out, files, results, groups, summary, row_ids, col_ids, matrix)
 
 
 def _zoo_units(
@@ -354,6 +360,3 @@ def output_dir(za: Any, zb: Any, out_dir: str | Path | None, options: dict[str, 
     name = options_folder(options)
     out = out / name if name else out
     return out / f"against-{zb.name}" if zb is not None else out
-
-
-_out_dir = output_dir

@@ -33,7 +33,6 @@ from torch import Tensor
 from interpeq.equivalence.bootstrap import member_bootstrap, member_keys, pair_bootstrap
 from interpeq.equivalence.checks import check_representation
 from interpeq.equivalence.nulls import decision, min_p_value
-from interpeq.equivalence.similarity import SIMILARITY_METHODS as METHODS  # noqa: F401
 from interpeq.equivalence.similarity import pair_scores
 
 DEFAULT_M = 40

@@ -103,37 +103,8 @@ def pairwise_congruity(
     units, pairs, used = checked_pairs(units, pairs, alpha=alpha, impls=impls)
     if not pairs:
         return []
-    if impls in OWN_DRAWS:
-        for i in tqdm(
-            used, desc="co-implementation distances", disable=bars_disabled(progress), leave=False
-        ):
-            self_distances(units[i], seed=seed, **ridge)
-    peers = _group_peers(units, used) if impls != "intervention" else {}
-    if impls == "auto":  # the calibration needs every member of a unit's group
-        groups = {units[i].group for i in used}
-        for u in units:
-            if u.group in groups and u.self_d is None:
-                self_distances(u, seed=seed, **ridge)
-    if impls == "training":
-        small = sorted({units[i].group for i in used if len(peers[i]) < 2})
-        if small:
-            raise TooFewUnitsError(
-                f"impls='training' needs at least 3 units per group (the pair plus one "
-                f"co-implementation); too few in {small}: train more seeds or use "
-                f"impls='intervention'"
-            )
-    peer_pairs = sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
-    if impls == "auto":  # every pair of members of a used unit's group
-        peer_pairs = sorted(
-            {
-                (min(k, q), max(k, q))
-                for i in used
-                for k in [i, *peers[i]]
-                for q in peers[i]
-                if k != q
-            }
-        )
-    every = list(dict.fromkeys([*pairs, *peer_pairs]))
+    peers = _prepare_nulls(units, used, impls, seed, progress, ridge)
+    every = list(dict.fromkeys([*pairs, *_peer_pairs(used, peers, impls)]))
     sims = (cross or cross_similarities)(units, every, seed=seed, **ridge)
     sim = {}
     for (i, j), s in zip(every, sims.tolist(), strict=True):
@@ -158,6 +129,48 @@ def pairwise_congruity(
             row["members_needed"] = members_needed(impls, alpha, len(units[i].impls))
         out.append(row)
     return out
+
+
+def _prepare_nulls(units, used, impls: str, seed: int, progress: bool, ridge) -> dict:
+    """Each used unit's co-implementation distances where its null needs them, and its
+    group peers (``{}`` for the intervention null); refuses a training null whose group
+    is too small."""
+    if impls in OWN_DRAWS:
+        for i in tqdm(
+            used, desc="co-implementation distances", disable=bars_disabled(progress), leave=False
+        ):
+            self_distances(units[i], seed=seed, **ridge)
+    peers = _group_peers(units, used) if impls != "intervention" else {}
+    if impls == "auto":  # the calibration needs every member of a unit's group
+        groups = {units[i].group for i in used}
+        for u in units:
+            if u.group in groups and u.self_d is None:
+                self_distances(u, seed=seed, **ridge)
+    if impls == "training":
+        small = sorted({units[i].group for i in used if len(peers[i]) < 2})
+        if small:
+            raise TooFewUnitsError(
+                f"impls='training' needs at least 3 units per group (the pair plus one "
+                f"co-implementation); too few in {small}: train more seeds or use "
+                f"impls='intervention'"
+            )
+    return peers
+
+
+def _peer_pairs(used, peers: dict, impls: str) -> list[tuple[int, int]]:
+    """The member pairs a null needs besides the tested ones: each used unit with its
+    peers (training), or every pair within a used unit's group (auto)."""
+    if impls == "auto":
+        return sorted(
+            {
+                (min(k, q), max(k, q))
+                for i in used
+                for k in [i, *peers[i]]
+                for q in peers[i]
+                if k != q
+            }
+        )
+    return sorted({(min(i, k), max(i, k)) for i in used for k in peers.get(i, ())})
 
 
 def identical(a: Unit, b: Unit) -> bool:

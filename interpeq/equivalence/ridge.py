@@ -50,22 +50,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interpeq.equivalence.checks import (  # noqa: F401  (DEFAULT_ALPHAS re-exported)
-    DEFAULT_ALPHAS,
-    check_alphas,
-    check_representation,
-    split_indices,
-)
-from interpeq.equivalence.loo import (  # noqa: F401  (_mm64 re-exported for tests)
+from interpeq.equivalence.checks import check_alphas, check_representation, split_indices
+from interpeq.equivalence.loo import (
     _ambiguous,
     _candidates,
     _loo,
     _loo_direct,
     _loo_direct_among,
     _loo_operators,
-    _mm64,
     exact,
-    exact_float32,
     factorise,
 )
 
@@ -124,44 +117,9 @@ class RidgeEngine:
         self.gemm_dtype = torch.float32 if precision == "mixed" else torch.float64
         self.target_chunk = max(1, int(target_chunk))
         self.cache_bytes = 256 * 2**20  # budget for products shared by both directions
-        tr, te = self.train.to(self.device), self.test.to(self.device)
-        ntr, nte = len(tr), len(te)
-
-        # Sources: centred train / test rows (centre = train mean). Targets: the
-        # non-constant columns of the same rows (`keep`); `valid` marks the columns
-        # that vary on the held-out rows (the R2 average runs over those).
-        self._xtr: list[Tensor] = []
-        self._xte: list[Tensor] = []
-        self._keep: list[Tensor] = []
-        widths = []
-        for x, name in zip(mats, names, strict=True):
-            x = x.to(self.device)
-            mu = x[tr].mean(0)
-            self._xtr.append(x[tr] - mu)
-            self._xte.append(x[te] - mu)
-            keep = x.amax(0) > x.amin(0)
-            if not bool((x[te][:, keep].amax(0) > x[te][:, keep].amin(0)).any()):
-                raise ValueError(
-                    f"{name}: every feature is constant on the {nte} held-out rows; "
-                    "use more probe rows or another seed"
-                )
-            self._keep.append(keep)
-            widths.append(int(keep.sum()))
-        self._dmax = dmax = max(widths)
-        self._width = widths
-        g = self.gemm_dtype
-        self._yte = torch.zeros(self.k, nte, dmax, dtype=g, device=self.device)
-        self._valid = torch.zeros(self.k, dmax, dtype=torch.bool, device=self.device)
-        self._ynorm = torch.empty(self.k, ntr, dtype=torch.float64, device=self.device)
-        inv_sst = torch.zeros(self.k, dmax, dtype=torch.float64, device=self.device)
-        for t in range(self.k):
-            d, yte = widths[t], self._ytest(t)
-            self._yte[t, :, :d] = yte
-            self._valid[t, :d] = yte.amax(0) > yte.amin(0)
-            sst = (yte - yte.mean(0)).pow(2).sum(0)
-            inv_sst[t, :d] = torch.where(self._valid[t, :d], 1 / torch.where(sst > 0, sst, 1), 0)
-            self._ynorm[t] = self._ytrain(t).pow(2).sum(1)
-        self._inv_sst, self._nvalid = inv_sst, self._valid.sum(1)
+        self._centre(mats, names)
+        self._targets()
+        ntr, dmax = len(self.train), self._dmax
         # Factors of the centred train rows (U S Vt) and, in the GEMM dtype, padded
         # stacks of every target's train rows in coordinates Y_j = Phi_j Psi_j (Psi_j
         # with orthonormal rows): Phi = U S [k, ntr, rcap] and Psi = Vt on the kept
@@ -174,6 +132,48 @@ class RidgeEngine:
         self._kcache: dict[tuple[int, int], Tensor] = {}
         self._kcache_used = 0
         self._work: dict[str, Tensor] = {}
+
+    def _centre(self, mats: Sequence[Tensor], names: Sequence[str]) -> None:
+        """Sources: centred train / test rows (centre = train mean). Targets: the
+        non-constant columns of the same rows (``keep``)."""
+        tr, te = self.train.to(self.device), self.test.to(self.device)
+        self._xtr: list[Tensor] = []
+        self._xte: list[Tensor] = []
+        self._keep: list[Tensor] = []
+        widths = []
+        for x, name in zip(mats, names, strict=True):
+            x = x.to(self.device)
+            mu = x[tr].mean(0)
+            self._xtr.append(x[tr] - mu)
+            self._xte.append(x[te] - mu)
+            keep = x.amax(0) > x.amin(0)
+            if not bool((x[te][:, keep].amax(0) > x[te][:, keep].amin(0)).any()):
+                raise ValueError(
+                    f"{name}: every feature is constant on the {len(te)} held-out rows; "
+                    "use more probe rows or another seed"
+                )
+            self._keep.append(keep)
+            widths.append(int(keep.sum()))
+        self._dmax = max(widths)
+        self._width = widths
+
+    def _targets(self) -> None:
+        """Padded held-out targets, the columns that vary on the held-out rows
+        (``valid``: the R2 average runs over those), their inverse total sums of squares
+        and the train rows' norms."""
+        ntr, nte, dmax, g = len(self.train), len(self.test), self._dmax, self.gemm_dtype
+        self._yte = torch.zeros(self.k, nte, dmax, dtype=g, device=self.device)
+        self._valid = torch.zeros(self.k, dmax, dtype=torch.bool, device=self.device)
+        self._ynorm = torch.empty(self.k, ntr, dtype=torch.float64, device=self.device)
+        inv_sst = torch.zeros(self.k, dmax, dtype=torch.float64, device=self.device)
+        for t in range(self.k):
+            d, yte = self._width[t], self._ytest(t)
+            self._yte[t, :, :d] = yte
+            self._valid[t, :d] = yte.amax(0) > yte.amin(0)
+            sst = (yte - yte.mean(0)).pow(2).sum(0)
+            inv_sst[t, :d] = torch.where(self._valid[t, :d], 1 / torch.where(sst > 0, sst, 1), 0)
+            self._ynorm[t] = self._ytrain(t).pow(2).sum(1)
+        self._inv_sst, self._nvalid = inv_sst, self._valid.sum(1)
 
     def _ytrain(self, t: int) -> Tensor:
         keep = self._keep[t]

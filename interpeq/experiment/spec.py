@@ -262,7 +262,8 @@ def _tracking(data: Any) -> TrackingSpec | None:
 
 
 def _compare(data: Any) -> CompareSpec:
-    from interpeq.compare import IMPL_SOURCES, UNIT_KINDS
+    from interpeq.compare import UNIT_KINDS
+    from interpeq.equivalence import IMPL_SOURCES
     from interpeq.equivalence.similarity import check_method
 
     if data is None or isinstance(data, bool):

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from interpeq.equivalence.similarity import SIMILARITY_METHODS, check_method, pair_scores
+from interpeq.equivalence.similarity import check_method, pair_scores
 from interpeq.metrics.equivalence import (
     _check_batch,
     cat_state,
@@ -22,8 +22,6 @@ from interpeq.metrics.equivalence import (
     pack_index,
     unpack_index,
 )
-
-METHODS = SIMILARITY_METHODS
 
 
 class RepresentationSimilarity(Metric):

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from interpeq.compare import IMPL_SOURCES, PROBE_KINDS
-from interpeq.equivalence import DEFAULT_M
+from interpeq.compare import PROBE_KINDS
+from interpeq.equivalence import DEFAULT_M, IMPL_SOURCES
 from interpeq.resources import config_path
 from interpeq.zoo import ZooSpec
 

@@ -102,17 +102,13 @@ def run_study(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the ``matched`` or ``settings`` study of ``cfg``; returns the summary."""
-    from interpeq.report import group_matrix_plot, log_image, log_summary, log_table
+    from interpeq.report import log_image, log_summary
 
     t0 = time.perf_counter()
     root = Path(root)
-    spec = cfg.zoo
-    study = cfg.experiment
+    study, c = cfg.experiment, cfg.compare
     zoo, train_info = train_zoo(cfg, root, logger=logger, progress=progress)
     report, members, clog = open_report(cfg, zoo, logger=logger)
-    setting_of = {m.id: m.setting for m in zoo}
-    c = cfg.compare
-    labels = list(dict.fromkeys(spec.tasks))
     results = {}
     t_compare = time.perf_counter()
     skipped: dict[str, str] = {}
@@ -126,41 +122,7 @@ def run_study(
         except TooFewUnitsError as err:
             skipped[impls] = not_computed(impls, err)
             continue
-        if study == "matched":
-            rows = matched_rows(res.pairs, c.seed)
-        else:
-            rows = settings_rows(res.pairs, setting_of, c.seed)
-        write_csv(report / f"{study}_{impls}.csv", ROW_COLUMNS, rows)
-        mat = group_matrix(res.groups, labels)
-        families = None
-        if study == "matched":
-            from interpeq.tasks import list_matched_pairs
-
-            families = {f"{a}|{b}": [a, b] for a, b in list_matched_pairs()}
-        png = group_matrix_plot(
-            mat["mean"],
-            mat["ci_low"],
-            mat["ci_high"],
-            labels,
-            report / f"{study}_{impls}.png",
-            families=families,
-            rejection=mat["rejection_rate"],
-            n_pairs=mat["n_pairs"],
-            undecidable=mat["n_undecidable"],
-            title=f"{spec.name}: mean congruity between tasks\n(co-implementations by {impls})",
-        )
-        if study == "settings":
-            png = settings_plot(rows, report / f"{study}_{impls}_by_setting.png", impls)
-        results[impls] = {
-            "rows": rows,
-            "n_rejected": res.summary["n_rejected"],
-            "n_pairs": res.summary["n_pairs"],
-            "min_p_value": res.summary.get("min_p_value"),
-        }
-        log_image(clog, f"reproduce/{study}_{impls}", png)
-        log_table(
-            clog, f"{study}_{impls}", ROW_COLUMNS, [[r[k] for k in ROW_COLUMNS] for r in rows]
-        )
+        results[impls] = _study_result(cfg, zoo, res, impls, report, clog)
     mechanisms = None
     if study == "matched" and c.readings:
         from interpeq.reproduce.mechanisms import run_readings
@@ -169,7 +131,7 @@ def run_study(
         log_image(clog, "reproduce/mechanisms", mechanisms.pop("png"))
     summary = {
         "experiment": study,
-        "zoo": spec.name,
+        "zoo": cfg.zoo.name,
         "config": str(cfg.path) if cfg.path else None,
         "results": results,
         "mechanisms": mechanisms,
@@ -186,6 +148,40 @@ def run_study(
     if clog:
         clog.finish()
     return summary
+
+
+def _study_result(cfg: ExperimentConfig, zoo, res, impls: str, report: Path, clog) -> dict:
+    """One null's rows (matched pairs or settings), matrix figure and W&B entries."""
+    from interpeq.report import group_matrix_plot, log_image, log_table
+
+    study, seed = cfg.experiment, cfg.compare.seed
+    if study == "matched":
+        from interpeq.tasks import list_matched_pairs
+
+        rows = matched_rows(res.pairs, seed)
+        families = {f"{a}|{b}": [a, b] for a, b in list_matched_pairs()}
+    else:
+        rows = settings_rows(res.pairs, {m.id: m.setting for m in zoo}, seed)
+        families = None
+    write_csv(report / f"{study}_{impls}.csv", ROW_COLUMNS, rows)
+    labels = list(dict.fromkeys(cfg.zoo.tasks))
+    mat = group_matrix(res.groups, labels)
+    png = group_matrix_plot(
+        mat["mean"], mat["ci_low"], mat["ci_high"], labels, report / f"{study}_{impls}.png",
+        families=families, rejection=mat["rejection_rate"], n_pairs=mat["n_pairs"],
+        undecidable=mat["n_undecidable"],
+        title=f"{cfg.zoo.name}: mean congruity between tasks\n(co-implementations by {impls})",
+    )  # fmt: skip
+    if study == "settings":
+        png = settings_plot(rows, report / f"{study}_{impls}_by_setting.png", impls)
+    log_image(clog, f"reproduce/{study}_{impls}", png)
+    log_table(clog, f"{study}_{impls}", ROW_COLUMNS, [[r[k] for k in ROW_COLUMNS] for r in rows])
+    return {
+        "rows": rows,
+        "n_rejected": res.summary["n_rejected"],
+        "n_pairs": res.summary["n_pairs"],
+        "min_p_value": res.summary.get("min_p_value"),
+    }
 
 
 def settings_plot(rows: list[dict[str, Any]], path: Path, impls: str) -> Path:

@@ -21,8 +21,6 @@ import torch
 from torch import Tensor
 
 from interpeq.dataclass_io import from_dict
-from interpeq.seeds import generator  # noqa: F401  (re-exported: seeds torch generators)
-from interpeq.seeds import stream_seed as derive_seed  # noqa: F401  (re-exported)
 from interpeq.tasks import Task, get_algorithm, get_task, list_algorithms, list_tasks
 from interpeq.tasks.names import parse_stage
 

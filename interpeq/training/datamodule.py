@@ -42,7 +42,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from interpeq.models import HookedTransformerConfig
-from interpeq.training.config import TrainConfig, TrainingTask, generator, resolve_task
+from interpeq.seeds import generator
+from interpeq.training.config import TrainConfig, TrainingTask, resolve_task
 from interpeq.training.correspondence import (
     OUTPUT,
     Correspondence,

@@ -15,7 +15,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from interpeq.models import HookedTransformer, HookedTransformerConfig
-from interpeq.training.config import TrainConfig, generator, resolve_task
+from interpeq.seeds import generator
+from interpeq.training.config import TrainConfig, resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITDataModule, SIITSampler
 from interpeq.training.siit import SIITModule, ThresholdStopping, accuracies, siit_forward

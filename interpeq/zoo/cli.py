@@ -23,6 +23,7 @@ from interpeq._ray import LAUNCHERS
 from interpeq.interrupts import debug_enabled, on_stop
 from interpeq.zoo import ddp
 from interpeq.zoo.retry import unconverged_warning
+from interpeq.zoo.stale import move_stale
 from interpeq.zoo.store import DEFAULT_ROOT, ZooStore
 
 
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="retrain the damaged members (files that fail their checks; see --list), "
         "moving their folders aside to <zoo>/.damaged/; the other members are not touched",
+    )
+    parser.add_argument(
+        "--retrain-stale",
+        action="store_true",
+        help="retrain the finished members trained with another config than the YAML now "
+        "gives (e.g. a changed train.max_steps), moving their folders aside to <zoo>/.stale/",
     )
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved experiment and exit"
@@ -212,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             return _other_rank(exp, args)
         for member_id, moved in store.repair(ids) if args.repair else store.check_intact(ids):
             print(f"repair: {member_id} was damaged; moved aside to {moved}; retraining it")
+        if args.retrain_stale:
+            for member_id, diffs, moved in move_stale(exp.zoo.members(), store):
+                print(f"retrain-stale: {member_id} ({'; '.join(diffs[:2])}) moved aside to "
+                      f"{moved}; retraining it")  # fmt: skip
         on_stop(
             lambda: store.progress(ids),
             "interpeq zoo " + shlex.join(sys.argv[2:] if argv is None else argv),

@@ -52,12 +52,10 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from interpeq._ray import (  # noqa: F401  (connect_ray, RAY_INSTALL_HINT re-exported)
+from interpeq._ray import (
     LAUNCHERS,
-    RAY_INSTALL_HINT,
     bounded_map,
     check_resources,
-    connect_ray,
     in_task_setup,
     ray_session,
     require_ray,

@@ -25,13 +25,7 @@ from interpeq.zoo.retry import RetrySpec
 from interpeq.zoo.spec import MemberSpec, ZooSpec
 from interpeq.zoo.stale import check_finished_match
 from interpeq.zoo.store import DEFAULT_ROOT, Zoo, ZooStore
-from interpeq.zoo.train import (  # noqa: F401  (re-exported)
-    GroupRun,
-    stack_groups,
-    train_group,
-    train_member,
-    train_stacked,
-)
+from interpeq.zoo.train import GroupRun, stack_groups, train_group
 
 
 def run_zoo(
@@ -67,7 +61,7 @@ def run_zoo(
     ddp.check_ddp(trainer_kwargs, launcher)
     store = ZooStore(root, spec.name)
     members = spec.members()
-    check_finished_match(members, store, spec)
+    check_finished_match(members, store)
     todo = [m for m in members if not store.is_finished(m.id) and (only is None or m.id in only)]
     groups = stack_groups(todo, store, spec.max_stack) if spec.stacked else [[m] for m in todo]
     run = GroupRun(

@@ -4,25 +4,23 @@ Refuse to mix configs in one zoo: a finished member whose stored spec differs fr
 what the YAML now asks for (another learning rate, architecture, correspondence...)
 would be skipped and silently kept. Fields absent on either side are not compared (a
 field added to the config after the member was trained keeps its default).
+``interpeq zoo --retrain-stale`` moves such members aside (:func:`move_stale`) and
+trains them again with the YAML's config; nothing is deleted.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from interpeq.zoo.spec import MemberSpec, ZooSpec
+from interpeq.zoo.spec import MemberSpec
 from interpeq.zoo.store import ZooStore, read_json
 
 
-def check_finished_match(
-    members: Sequence[MemberSpec], store: ZooStore, spec: ZooSpec | None = None
-) -> None:
-    """ValueError naming every finished member trained with another config. With the
-    zoo ``spec``, members trained when seeds derived from the zoo's name are recognised
-    and the error says which ``seed_namespace`` keeps them."""
+def stale_members(members: Sequence[MemberSpec], store: ZooStore) -> dict[str, list[str]]:
+    """``id -> differences`` of every finished member trained with another config."""
     stale = {}
     for m in members:
         if not store.is_finished(m.id):
@@ -30,33 +28,34 @@ def check_finished_match(
         stored = read_json(store.member_dir(m.id) / "member.json")
         diffs = _diff(stored, json.loads(json.dumps(m.to_dict())))
         if diffs:
-            stale[m.id] = (stored, diffs)
+            stale[m.id] = diffs
+    return stale
+
+
+def check_finished_match(members: Sequence[MemberSpec], store: ZooStore) -> None:
+    """ValueError naming every finished member trained with another config, and the
+    two ways on: restore the config, or ``--retrain-stale``."""
+    stale = stale_members(members, store)
     if not stale:
         return
-    if spec is not None and spec.seed_namespace is None and _legacy_seeds(stale, spec):
-        raise ValueError(
-            f"zoo {spec.name!r} was trained when member seeds derived from the zoo's name "
-            f"(before they became independent of it): add 'seed_namespace: {spec.name}' to "
-            f"its YAML to keep its {len(stale)} finished member(s), or delete them under "
-            f"{store.dir} to retrain them with name-independent seeds."
-        )
-    listed = [f"{i} ({'; '.join(d[:3])})" for i, (_, d) in stale.items()]
+    listed = [f"{i} ({'; '.join(d[:3])})" for i, d in stale.items()]
     raise ValueError(
         f"{len(stale)} finished member(s) of zoo {store.name!r} were trained with another "
         "config than the zoo YAML now gives: "
         + ", ".join(listed[:5])
         + (" ..." if len(listed) > 5 else "")
-        + f". Restore the config, or delete those folders under {store.dir} (and nothing "
-        "else) to retrain them; the other members are kept."
+        + ". Restore the config, or rerun with --retrain-stale to move exactly those aside "
+        f"(to {store.dir / '.stale'}) and retrain them; the other members are kept."
     )
 
 
-def _legacy_seeds(stale: dict[str, tuple[dict, list]], spec: ZooSpec) -> bool:
-    legacy = {m.id: m for m in dataclasses.replace(spec, seed_namespace=spec.name).members()}
-    return all(
-        i in legacy and not _diff(stored, json.loads(json.dumps(legacy[i].to_dict())))
-        for i, (stored, _) in stale.items()
-    )
+def move_stale(members: Sequence[MemberSpec], store: ZooStore) -> list[tuple[str, list, Path]]:
+    """Move every stale member's folder aside to ``<zoo>/.stale/`` so that the next run
+    retrains it; returns ``(id, differences, where it went)``."""
+    return [
+        (i, diffs, store.discard(i, reason="stale"))
+        for i, diffs in stale_members(members, store).items()
+    ]
 
 
 def _diff(stored: Any, wanted: Any, path: str = "") -> list[str]:

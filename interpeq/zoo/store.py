@@ -173,11 +173,11 @@ class ZooStore:
             text += f"; training when stopped: {', '.join(training[:3])}{more}"
         return text
 
-    def discard(self, member_id: str) -> Path:
-        """Move a member's folder aside (to ``.damaged/<id>-<time>/``) and drop it from
+    def discard(self, member_id: str, reason: str = "damaged") -> Path:
+        """Move a member's folder aside (to ``.<reason>/<id>-<time>/``) and drop it from
         ``index.json``, so that the next run trains it again; returns where it went."""
         src = self.member_dir(member_id)
-        dest = self.dir / ".damaged" / f"{member_id.replace('/', '__')}-{int(time.time())}"
+        dest = self.dir / f".{reason}" / f"{member_id.replace('/', '__')}-{int(time.time())}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
         if (self.dir / "index.json").exists():

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from interpeq.compare import Unit, compare_zoo, main, member_units, pairwise_congruity
-from interpeq.equivalence import congruity
+from interpeq.compare import compare_zoo, main, member_units
+from interpeq.equivalence import Unit, congruity, pairwise_congruity
 from tests.conftest import EVERY_MEMBER_COUNTS
 
 

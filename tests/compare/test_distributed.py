@@ -11,8 +11,9 @@ import sys
 import pytest
 import torch
 
-from interpeq.compare import Unit, compare_zoo, main, pairwise_congruity
-from interpeq.compare_distributed import pairwise_congruity_blocks, plan_cross
+from interpeq.compare import compare_zoo, main
+from interpeq.compare.distributed import pairwise_congruity_blocks, plan_cross
+from interpeq.equivalence import Unit, pairwise_congruity
 from tests.conftest import EVERY_MEMBER_COUNTS
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None

@@ -220,14 +220,29 @@ def test_seeds_do_not_depend_on_the_zoo_name(tmp_path):
     assert legacy.zoo.members()[0].train.seed != a[0].train.seed
 
 
-def test_old_name_seeded_zoo_says_which_namespace_keeps_it(tmp_path, capsys):
-    text = "tasks: [add_next]\nseeds: [0]\nsettings: [D]\n" + TINY.replace("30", "5")
+def test_a_changed_config_is_refused_then_retrained_with_retrain_stale(tmp_path, capsys):
+    text = "tasks: [add_next, add_index]\nseeds: [0]\nsettings: [D]\n" + TINY.replace("30", "5")
     root = tmp_path / "ck"
-    old = zoo_yaml(tmp_path, text + "seed_namespace: legacy\n", "legacy")
-    assert zoo_main(["--config", str(old), "--root", str(root), "--no-progress"]) == 0
+    args = ["--config", str(zoo_yaml(tmp_path, text)), "--root", str(root), "--no-progress"]
+    assert zoo_main([*args, "--logger", "none"]) == 0
+    zoo = root / "pipe"
+    kept = (zoo / "add_index-D-s0" / "model.safetensors").read_bytes()
+    changed = text + "task_train: {add_next: {max_steps: 7}}\n"
+    args[1] = str(zoo_yaml(tmp_path, changed))
     capsys.readouterr()
-    assert zoo_main(["--config", str(zoo_yaml(tmp_path, text, "legacy")), "--root", str(root)]) == 2
-    assert "seed_namespace: legacy" in capsys.readouterr().err
+    assert zoo_main([*args, "--logger", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "add_next-D-s0 (train.max_steps: trained 5, now 7)" in err and "--retrain-stale" in err
+    assert len(err.strip().splitlines()) == 1
+    assert zoo_main([*args, "--logger", "none", "--retrain-stale"]) == 0
+    out = capsys.readouterr().out
+    assert "retrain-stale: add_next-D-s0 (train.max_steps: trained 5, now 7) moved aside" in out
+    assert (
+        json.loads((zoo / "add_next-D-s0" / "member.json").read_text())["train"]["max_steps"] == 7
+    )
+    assert (zoo / "add_index-D-s0" / "model.safetensors").read_bytes() == kept  # untouched
+    (aside,) = (zoo / ".stale").iterdir()
+    assert json.loads((aside / "member.json").read_text())["train"]["max_steps"] == 5  # kept
 
 
 def test_print_config_and_bad_sections(tmp_path, capsys):

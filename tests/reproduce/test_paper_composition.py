@@ -100,39 +100,32 @@ def test_max_paths_and_too_small_pools(task_zoo):
         sample_composition("algorithm_1", task_pools(task_zoo), 4, seed=0)
 
 
+def tiny_toy(name: str, **zoo):
+    """A toy experiment config of algorithm_1 with 2 seeds of tiny members (all counted
+    converged) and the paper code's composition with 2 models per stage."""
+    from interpeq.reproduce import ExperimentConfig
+
+    tiny = {"max_steps": 6, "batch_size": 32, "val_every": 3, "val_size": 64, "test_size": 64}
+    model = {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32}
+    return ExperimentConfig.from_dict(
+        {
+            "experiment": "toy",
+            "zoo": {"name": name, "algorithms": ["algorithm_1"], "seeds": [0, 1],
+                    "stacked": False, "model": model, "train": tiny,
+                    "retry": {"thresholds": {"acc": 0.0, "iia": 0.0, "strict_acc": 0.0}},
+                    **zoo},
+            "compare": {"n_probes": 24, "m": 3, "impls": ["intervention"],
+                        "compose": "paper", "paper_k": 2},
+        }
+    )  # fmt: skip
+
+
 def test_compare_paper_trains_the_task_zoo_and_tests_the_paths(tmp_path, monkeypatch):
     from interpeq.reproduce import ExperimentConfig
     from interpeq.reproduce.paper_composition import compare_paper
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    cfg = ExperimentConfig.from_dict(
-        {
-            "experiment": "toy",
-            "zoo": {
-                "name": "alg",
-                "algorithms": ["algorithm_1"],
-                "seeds": [0, 1],
-                "stacked": False,
-                "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
-                "train": {
-                    "max_steps": 6,
-                    "batch_size": 32,
-                    "val_every": 3,
-                    "val_size": 64,
-                    "test_size": 64,
-                },
-                "task_model": {"algorithm_1/stage0": {"d_mlp": 16}},
-                "retry": {"thresholds": {"acc": 0.0, "iia": 0.0, "strict_acc": 0.0}},
-            },  # fmt: skip
-            "compare": {
-                "n_probes": 24,
-                "m": 3,
-                "impls": ["intervention"],
-                "compose": "paper",
-                "paper_k": 2,
-            },
-        }  # fmt: skip
-    )
+    cfg = tiny_toy("alg", task_model={"algorithm_1/stage0": {"d_mlp": 16}})
     rows = compare_paper(cfg, tmp_path, ["algorithm_1"], logger="none", progress=False)
     assert (tmp_path / "alg_tasks").is_dir() and len(rows) == 6  # 4 paths, all pairs
     with pytest.raises(ValueError, match="compare.compose must be one of"):
@@ -162,32 +155,10 @@ def test_only_stage_models_trained_on_their_tasks_own_inputs_are_shared():
 def test_the_toy_report_draws_the_paper_composition_beside_ours(tmp_path, monkeypatch):
     import json
 
-    from interpeq.reproduce.config import ExperimentConfig
     from interpeq.reproduce.toy import run_toy
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    tiny = {"max_steps": 6, "batch_size": 32, "val_every": 3, "val_size": 64, "test_size": 64}
-    cfg = ExperimentConfig.from_dict(
-        {
-            "experiment": "toy",
-            "zoo": {
-                "name": "t",
-                "algorithms": ["algorithm_1"],
-                "seeds": [0, 1],
-                "stacked": False,
-                "model": {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32},
-                "train": tiny,
-                "retry": {"thresholds": {"acc": 0.0, "iia": 0.0, "strict_acc": 0.0}},
-            },
-            "compare": {
-                "n_probes": 24,
-                "m": 3,
-                "impls": ["intervention"],
-                "compose": "paper",
-                "paper_k": 2,
-            },
-        }  # fmt: skip
-    )
+    cfg = tiny_toy("t")
     summary = run_toy(cfg, tmp_path, logger="none", progress=False)
     report = tmp_path / "t" / "report"
     for form in ("two_sided", "one_sided"):

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from interpeq.seeds import generator
 from interpeq.training import SIITDataModule, TrainConfig, default_correspondence, resolve_task
-from interpeq.training.config import generator
 from interpeq.training.datamodule import shard_batch
 
 from .conftest import TINY

@@ -363,7 +363,8 @@ def _oom_setup(tmp_path, monkeypatch, fits):
 
 
 def test_cuda_oom_retries_once_with_a_smaller_stack(tmp_path, monkeypatch):
-    from interpeq.zoo.launchers import GroupRun, train_or_split
+    from interpeq.zoo.launchers import train_or_split
+    from interpeq.zoo.train import GroupRun
 
     members, store, calls = _oom_setup(tmp_path, monkeypatch, fits=2)
     assert train_or_split(members, store, GroupRun()) == {}
@@ -375,7 +376,8 @@ def test_cuda_oom_retries_once_with_a_smaller_stack(tmp_path, monkeypatch):
 
 
 def test_cuda_oom_twice_fails_those_members_not_the_launch(tmp_path, monkeypatch):
-    from interpeq.zoo.launchers import GroupRun, train_or_split
+    from interpeq.zoo.launchers import train_or_split
+    from interpeq.zoo.train import GroupRun
 
     members, store, calls = _oom_setup(tmp_path, monkeypatch, fits=1)
     ids = [m.id for m in members]

@@ -119,8 +119,8 @@ def test_task_train_overrides_by_task_then_by_stage(tmp_path):
             assert (cfg.lr, cfg.max_steps) == (0.001, 7)
         assert cfg.batch_size == TINY_TRAIN["batch_size"]
     # members with other hyper-parameters never share a stacked group
-    from interpeq.zoo.runner import stack_groups
     from interpeq.zoo.store import ZooStore
+    from interpeq.zoo.train import stack_groups
 
     groups = stack_groups(spec.members(), ZooStore(tmp_path, spec.name))
     for group in groups:
