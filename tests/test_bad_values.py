@@ -25,4 +25,4 @@ def test_zoo_set_with_a_word_for_a_number_is_one_line(tmp_path, capsys):
 def test_compare_checks_its_values_before_the_folder(tmp_path, capsys):
     assert main(["compare", "no-such-zoo", "--root", str(tmp_path), "--m", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "m must be a positive int, got 0" in err[0]
+    assert len(err) == 1 and "compare.m must be an int >= 1, got 0" in err[0]

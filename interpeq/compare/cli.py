@@ -9,13 +9,8 @@ from pathlib import Path
 
 from interpeq._ray import LAUNCHERS
 from interpeq.compare.log import finish_logger
-from interpeq.compare.result import OPTION_DEFAULTS
-from interpeq.compare.run import FOLDER_OPTIONS, compare_zoo, output_dir
-from interpeq.compare.units import UNIT_KINDS
-from interpeq.equivalence.congruity import DEFAULT_M
-from interpeq.equivalence.pairwise import IMPL_SOURCES, check_test_options
-from interpeq.equivalence.representations import REPRESENTATIONS
-from interpeq.equivalence.similarity import SIMILARITY_METHODS
+from interpeq.compare.options import FOLDER_OPTIONS, OPTION_DEFAULTS, CompareOptions, add_arguments
+from interpeq.compare.run import compare_zoo, output_dir
 from interpeq.interrupts import debug_enabled
 from interpeq.report import LOGGER_KINDS, make_logger
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
@@ -65,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "interpretation; writes matrix.csv, results.json and matrix.png into <root>/<zoo>/equivalence/.",
     )
     _add_inputs(parser)
-    _add_test_options(parser)
+    add_arguments(parser)
     _add_outputs(parser)
     _add_launch_options(parser)
     return parser
@@ -84,60 +79,6 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--root", default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)"
-    )
-    parser.add_argument(
-        "--include-unconverged",
-        action="store_true",
-        help="also compare members flagged converged: false (left out by default, with a warning)",
-    )
-
-
-def _add_test_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-probes", type=int, default=256, help="probe inputs (default 256)")
-    parser.add_argument(
-        "--m",
-        type=int,
-        default=DEFAULT_M,
-        help=f"co-implementations per model (default {DEFAULT_M})",
-    )
-    parser.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--probes", default="mixture", help="mixture (default), uniform, or a task name"
-    )
-    parser.add_argument(
-        "--units", default="auto", choices=UNIT_KINDS, help="members or composed-algorithm chains"
-    )
-    parser.add_argument(
-        "--one-sided", action="store_true", help="one-sided congruity min(1, 2(1-p))"
-    )
-    parser.add_argument(
-        "--impls",
-        default="auto",
-        choices=IMPL_SOURCES,
-        help="co-implementations: auto (default: resample-patched copies, or the group's other "
-        "members where those copies barely move a model), intervention, or training (the "
-        "other units of the same group; needs >= 3 units per group)",
-    )
-    parser.add_argument(
-        "--representation",
-        default="residual",
-        metavar="{" + ",".join(REPRESENTATIONS) + "}",
-        help="what is read from each model: "
-        + "; ".join(f"{k}: {v}" for k, v in REPRESENTATIONS.items())
-        + " (default residual; docs/mechanisms.md)",
-    )
-    parser.add_argument(
-        "--similarity",
-        default="ridge",
-        choices=SIMILARITY_METHODS,
-        help="ridge (linear predictivity both ways, default) or linear CKA",
-    )
-    parser.add_argument(
-        "--reference",
-        action="store_true",
-        help="also compute the paper code's statistic: the fraction of circuit-patched copies "
-        "of each model farther from the other model (reference_fraction; beside the test)",
     )
 
 
@@ -180,34 +121,16 @@ def _add_launch_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        check_test_options(args.alpha, args.impls, args.m)  # bad values first, then the folder
+        options = CompareOptions.from_args(args)  # bad values first, then the folder
         za = load_task_files_for(args)
         if not args.overwrite:
             check_overwrite(za, args)
         logger = _logger(za, args)
         result = compare_zoo(
-            za,
-            args.against,
-            n_probes=args.n_probes,
-            m=args.m,
-            alpha=args.alpha,
-            seed=args.seed,
-            probes=args.probes,
-            units=args.units,
-            one_sided=args.one_sided,
-            impls=args.impls,
-            out_dir=args.out,
-            root=args.root,
-            logger=logger,
-            progress=not args.no_progress,
-            workers=args.workers,
-            launcher=args.launcher,
-            address=args.address,
-            include_unconverged=args.include_unconverged,
-            reference=args.reference,
-            representation=args.representation,
-            similarity=args.similarity,
-        )
+            za, args.against, **options.kwargs(), out_dir=args.out, root=args.root,
+            logger=logger, progress=not args.no_progress, workers=args.workers,
+            launcher=args.launcher, address=args.address,
+        )  # fmt: skip
     except ValueError as err:
         if debug_enabled():  # --debug: the traceback, from the interpeq boundary
             raise

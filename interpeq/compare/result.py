@@ -8,24 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.compare.options import OPTION_DEFAULTS
 from interpeq.equivalence.nulls import MIN_MEMBERS, members_needed, min_p_value
 
 DECISIONS = ("rejected", "equivalent", "undecidable")  # what the pairwise test can say
-
-# every option of a comparison and its default (``interpeq compare``'s defaults too)
-OPTION_DEFAULTS: dict[str, Any] = {
-    "n_probes": 256,
-    "m": DEFAULT_M,
-    "alpha": 0.05,
-    "seed": 0,
-    "probes": "mixture",
-    "units": "auto",
-    "one_sided": False,
-    "impls": "auto",
-    "representation": "residual",
-    "similarity": "ridge",
-}
 
 
 def changed_options(summary: dict[str, Any]) -> dict[str, Any]:

@@ -30,14 +30,14 @@ from interpeq.compare.distributed import (
 )
 from interpeq.compare.files import congruity_matrix, results_payload, write_files
 from interpeq.compare.log import log_compare
-from interpeq.compare.result import OPTION_DEFAULTS, CompareResult, summarize
+from interpeq.compare.options import FOLDER_OPTIONS, CompareOptions
+from interpeq.compare.result import CompareResult, summarize
 from interpeq.compare.units import member_units, probe_tokens, sort_units
 from interpeq.console import bars_disabled
 from interpeq.devices import resolve_device
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.pairwise import (
     OWN_DRAWS,
-    check_test_options,
     group_pairs,
     pairwise_congruity,
 )
@@ -93,7 +93,12 @@ def compare_zoo(
     Members flagged ``converged: false`` (or chains with such a stage) are left out,
     with a warning naming them, unless ``include_unconverged``: a model that did not
     learn its task has no interpretation to compare."""
-    _check_options(workers, launcher, address, alpha, impls, m, representation, similarity)
+    opts = dict(
+        n_probes=n_probes, m=m, alpha=alpha, seed=seed, impls=impls, one_sided=one_sided,
+        probes=probes, units=units, representation=representation, similarity=similarity,
+        reference=reference, include_unconverged=include_unconverged,
+    )  # fmt: skip
+    _check_options(workers, launcher, address, opts)
     za = load_zoo(zoo, root)
     zb = load_zoo(against, root) if against is not None else None
     rows_u, cols_u = _zoo_units(za, zb, units, include_unconverged)
@@ -112,29 +117,28 @@ def compare_zoo(
     if reference:
         reading = {"representation": representation, "method": similarity}
         _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress, reading)
-    settings = {
-        "zoo": za.name, "against": zb.name if zb is not None else None,
-        "n_probes": n_probes, "m": m, "alpha": alpha, "seed": seed, "probes": probes,
-        "units": "chains" if any(len(u.models) > 1 for u in every) else "members",
-        "one_sided": one_sided, "impls": impls, "reference": reference,
-        "representation": representation, "similarity": similarity,
-    }  # fmt: skip
-    folder = {"impls": impls, "one_sided": one_sided, "probes": probes, "units": units}
-    folder.update(representation=representation, similarity=similarity)
-    out = output_dir(za, zb, out_dir, folder)
+    settings = {"zoo": za.name, "against": zb.name if zb is not None else None}
+    settings |= {k: v for k, v in opts.items() if k != "include_unconverged"}
+    settings["units"] = "chains" if any(len(u.models) > 1 for u in every) else "members"
+    out = output_dir(za, zb, out_dir, {k: opts[k] for k in FOLDER_OPTIONS})
     result = _result(za, zb, computed, (pairs, col_index, len(rows_u)), results, settings, out)
     if logger:
         log_compare(logger, result)
     return result
 
 
-def _check_options(workers, launcher, address, alpha, impls, m, representation, similarity):
-    """Every option of :func:`compare_zoo` that can be wrong, before any model is read."""
+def _check_options(workers, launcher, address, options: dict[str, Any]) -> None:
+    """Every option of :func:`compare_zoo` that can be wrong, before any model is read
+    (the comparison's own through :class:`~interpeq.compare.options.CompareOptions`)."""
     check_workers(workers, launcher)
     if launcher == "local" and (workers > 1 or address):
         raise ValueError("--workers > 1 and --address need --launcher ray")
-    check_test_options(alpha, impls, m)
-    check_reading(representation, similarity, launcher)
+    CompareOptions(**options)
+    if options["similarity"] != "ridge" and launcher == "ray":
+        raise ValueError(
+            f"--similarity {options['similarity']} runs on the local launcher only: the Ray "
+            "blocks share one ridge engine per block; drop --launcher ray or use --similarity ridge"
+        )
 
 
 def _test(computed, pairs, ray, dev, similarity: str, test: dict[str, Any]) -> list[dict]:
@@ -222,20 +226,6 @@ def _usable(zoo: Any, include_unconverged: bool) -> list:
         stacklevel=3,
     )
     return keep
-
-
-def check_reading(representation: str, similarity: str, launcher: str) -> None:
-    """One clear line for a representation or similarity we cannot use."""
-    from interpeq.equivalence.representations import representation_options
-    from interpeq.equivalence.similarity import check_method
-
-    representation_options(representation)
-    check_method(similarity)
-    if similarity != "ridge" and launcher == "ray":
-        raise ValueError(
-            f"--similarity {similarity} runs on the local launcher only: the Ray blocks "
-            "share one ridge engine per block; drop --launcher ray or use --similarity ridge"
-        )
 
 
 def _add_reference(
@@ -330,13 +320,6 @@ def _layout(n_rows: int, n_cols: int, across: bool) -> tuple[list[tuple[int, int
 
 
 # option -> default; a non-default value names the output subfolder (options_folder)
-FOLDER_OPTIONS = {
-    k: OPTION_DEFAULTS[k]
-    for k in ("impls", "one_sided", "probes", "units", "representation", "similarity")
-}
-TUNING_OPTIONS = ("n_probes", "m", "alpha", "seed")  # same folder; --overwrite to replace
-
-
 def options_folder(options: dict[str, Any]) -> str:
     """The subfolder of ``equivalence/`` for these options ("" for the defaults): the
     non-default :data:`FOLDER_OPTIONS` in the order of that table, a flag as its name

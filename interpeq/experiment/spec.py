@@ -24,12 +24,13 @@ top of the file, before validation.
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from interpeq.compare.options import OPTION_DEFAULTS, CompareOptions, check_options
 from interpeq.zoo.retry import RetrySpec
 from interpeq.zoo.spec import SECTION_KEYS, ZooSpec
 
@@ -45,19 +46,6 @@ TRACKING_KEYS = {
     "impls",
     "include_unconverged",
     "background",
-}
-COMPARE_KEYS = {
-    "enabled",
-    "n_probes",
-    "m",
-    "alpha",
-    "seed",
-    "probes",
-    "units",
-    "one_sided",
-    "impls",
-    "include_unconverged",
-    "similarity",
 }
 # Trainer arguments interpeq sets itself (from train:, logger:, tracking:).
 RESERVED_TRAINER = {"max_steps", "callbacks", "logger", "default_root_dir", "val_check_interval"}
@@ -75,33 +63,30 @@ class LoggerSpec:
 class TrackingSpec:
     references: Any
     every_n_steps: int = 500  # as ActivationCapture: short runs set their own
-    n_probes: int = 256
-    m: int = 40
-    alpha: float = 0.05
-    seed: int = 0
-    one_sided: bool = False
+    n_probes: int = OPTION_DEFAULTS["n_probes"]  # the comparison's options and defaults
+    m: int = OPTION_DEFAULTS["m"]  # (interpeq.compare.options), checked there too
+    alpha: float = OPTION_DEFAULTS["alpha"]
+    seed: int = OPTION_DEFAULTS["seed"]
+    one_sided: bool = OPTION_DEFAULTS["one_sided"]
     impls: str = "auto"  # the calibrated null (docs/calibration.md); "intervention": raw draws
     include_unconverged: bool = False
     background: bool = True  # analyse captures in a worker thread while training goes on
 
 
 @dataclass(frozen=True)
-class CompareSpec:
+class CompareSpec(CompareOptions):
+    """The ``compare:`` section: whether to compare after training, and the comparison's
+    options (:class:`~interpeq.compare.options.CompareOptions`, declared and checked
+    there)."""
+
     enabled: bool = False
-    n_probes: int = 256
-    m: int = 40
-    alpha: float = 0.05
-    seed: int = 0
-    probes: str = "mixture"
-    units: str = "auto"
-    one_sided: bool = False
-    impls: str = "auto"
-    include_unconverged: bool = False
-    similarity: str = "ridge"  # interpeq.equivalence.SIMILARITY_METHODS ("paper": the paper's)
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`interpeq.compare.compare_zoo`."""
-        return {k: v for k, v in asdict(self).items() if k != "enabled"}
+        return self.kwargs()
+
+
+COMPARE_KEYS = {f.name for f in fields(CompareSpec)}
 
 
 @dataclass(frozen=True)
@@ -247,41 +232,23 @@ def _tracking(data: Any) -> TrackingSpec | None:
             "task of this zoo, trained first) or ['other_zoo:task=add_index']"
         )
     spec = TrackingSpec(**d)
-    for name in ("every_n_steps", "n_probes", "m"):
-        _positive_int(getattr(spec, name), f"tracking.{name}")
-    _probability(spec.alpha, "tracking.alpha")
+    _positive_int(spec.every_n_steps, "tracking.every_n_steps")
+    shared = ("n_probes", "m", "alpha", "seed", "one_sided", "include_unconverged")
+    check_options({k: getattr(spec, k) for k in shared}, "tracking")
     if spec.impls not in ("auto", "intervention"):
         raise ValueError(
             f"tracking.impls must be 'auto' or 'intervention', got {spec.impls!r} (the trained "
             "model is alone in its group, so the training null has nothing to rank against)"
         )
-    for name in ("one_sided", "include_unconverged", "background"):
-        if not isinstance(getattr(spec, name), bool):
-            raise ValueError(f"tracking.{name} must be true or false, got {getattr(spec, name)!r}")
+    if not isinstance(spec.background, bool):
+        raise ValueError(f"tracking.background must be true or false, got {spec.background!r}")
     return spec
 
 
 def _compare(data: Any) -> CompareSpec:
-    from interpeq.compare import UNIT_KINDS
-    from interpeq.equivalence import IMPL_SOURCES
-    from interpeq.equivalence.similarity import check_method
-
     if data is None or isinstance(data, bool):
         return CompareSpec(enabled=bool(data))
-    d = _mapping(data, "compare", COMPARE_KEYS)
-    spec = CompareSpec(**{"enabled": True, **d})
-    for name in ("n_probes", "m"):
-        _positive_int(getattr(spec, name), f"compare.{name}")
-    _probability(spec.alpha, "compare.alpha")
-    if spec.impls not in IMPL_SOURCES:
-        raise ValueError(f"compare.impls must be one of {list(IMPL_SOURCES)}, got {spec.impls!r}")
-    if spec.units not in UNIT_KINDS:
-        raise ValueError(f"compare.units must be one of {list(UNIT_KINDS)}, got {spec.units!r}")
-    try:
-        check_method(spec.similarity)
-    except ValueError as err:
-        raise ValueError(f"compare.similarity: {err}") from None
-    return spec
+    return CompareSpec(**{"enabled": True, **_mapping(data, "compare", COMPARE_KEYS)})
 
 
 def _retry(data: Any) -> RetrySpec:
@@ -291,11 +258,6 @@ def _retry(data: Any) -> RetrySpec:
 def _positive_int(v: Any, name: str) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f"{name} must be a positive int, got {v!r}")
-
-
-def _probability(v: Any, name: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {v!r}")
 
 
 __all__ = ["SECTION_KEYS", "CompareSpec", "ExperimentSpec", "LoggerSpec", "TrackingSpec"]

@@ -8,14 +8,13 @@ training is spent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from interpeq.compare import PROBE_KINDS
-from interpeq.equivalence import DEFAULT_M, IMPL_SOURCES
+from interpeq.compare.options import OPTION_DEFAULTS, CompareOptions
 from interpeq.resources import config_path
 from interpeq.zoo import ZooSpec
 
@@ -23,24 +22,24 @@ EXPERIMENTS_DIR = config_path("experiments")
 EXPERIMENTS = ("toy", "matched", "settings")
 SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
-COMPARE_KEYS = {
-    "n_probes", "m", "alpha", "seed", "impls", "probes", "reference", "readings",
-    "compose", "paper_k", "paper_max_paths", "similarity",
-}  # fmt: skip
+COMPARE_OPTIONS = ("n_probes", "m", "alpha", "seed", "impls", "probes", "similarity", "reference")
 COMPOSE = ("chains", "paper")
+_DEFAULT = OPTION_DEFAULTS  # one declaration: interpeq.compare.options.CompareOptions
 
 
 @dataclass
 class CompareSettings:
-    """How units are compared; ``impls[0]`` is the headline null, all are reported."""
+    """How an experiment's units are compared: the comparison's options (defaults and
+    checks of :class:`~interpeq.compare.options.CompareOptions`) with ``impls`` a list
+    (``impls[0]`` is the headline null, all are reported) and the studies' own keys."""
 
-    n_probes: int = 256
-    m: int = DEFAULT_M
-    alpha: float = 0.05
-    seed: int = 0
-    impls: list[str] = field(default_factory=lambda: ["auto"])  # the calibrated null
-    probes: str = "mixture"
-    similarity: str = "ridge"  # or "paper" (the paper code's score), "cka", "cka_debiased"
+    n_probes: int = _DEFAULT["n_probes"]
+    m: int = _DEFAULT["m"]
+    alpha: float = _DEFAULT["alpha"]
+    seed: int = _DEFAULT["seed"]
+    impls: list[str] = field(default_factory=lambda: [_DEFAULT["impls"]])
+    probes: str = _DEFAULT["probes"]
+    similarity: str = _DEFAULT["similarity"]
     reference: bool = False  # also the paper code's circuit-patching fraction (toy)
     # matched: the mechanism study's other readings (representation or similarity names)
     readings: list[str] = field(default_factory=list)
@@ -53,21 +52,12 @@ class CompareSettings:
     def __post_init__(self) -> None:
         if isinstance(self.impls, str):
             self.impls = [self.impls]
-        bad = [i for i in self.impls if i not in IMPL_SOURCES]
-        if not self.impls or bad:
-            raise ValueError(
-                f"compare.impls must list some of {list(IMPL_SOURCES)}, got {self.impls!r}"
-            )
-        for name in ("n_probes", "m"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"compare.{name} must be a positive int, got {v!r}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"compare.alpha must be in (0, 1), got {self.alpha!r}")
+        if not isinstance(self.impls, list) or not self.impls:
+            raise ValueError(f"compare.impls must be a non-empty list, got {self.impls!r}")
+        shared = {k: getattr(self, k) for k in COMPARE_OPTIONS if k != "impls"}
+        for impls in self.impls:
+            CompareOptions(impls=impls, **shared)
         self._check_readings()
-        from interpeq.equivalence.similarity import check_method
-
-        check_method(self.similarity)
         if self.compose not in COMPOSE:
             raise ValueError(
                 f"compare.compose must be one of {list(COMPOSE)}, got {self.compose!r}"
@@ -78,10 +68,6 @@ class CompareSettings:
                 isinstance(v, bool) or not isinstance(v, int) or v < 1
             ):
                 raise ValueError(f"compare.{name} must be a positive int, got {v!r}")
-        if self.probes not in PROBE_KINDS:
-            raise ValueError(
-                f"compare.probes must be one of {list(PROBE_KINDS)}, got {self.probes!r}"
-            )
 
     def _check_readings(self) -> None:
         from interpeq.equivalence import REPRESENTATIONS, SIMILARITY_METHODS, representation_options
@@ -136,9 +122,10 @@ class ExperimentConfig:
         if not isinstance(data.get("zoo"), dict):
             raise ValueError("an experiment config needs a 'zoo:' mapping (a zoo spec)")
         comp = dict(data.get("compare") or {})
-        bad = sorted(set(comp) - COMPARE_KEYS)
+        bad = sorted(set(comp) - {f.name for f in fields(CompareSettings)})
         if bad:
-            raise ValueError(f"unknown compare keys {bad}; valid: {sorted(COMPARE_KEYS)}")
+            valid = sorted(f.name for f in fields(CompareSettings))
+            raise ValueError(f"unknown compare keys {bad}; valid: {valid}")
         from interpeq.experiment import ExperimentSpec
 
         pipeline = ExperimentSpec.from_dict(data["zoo"])

@@ -111,7 +111,7 @@ def test_settings_accept_paper():
     spec = _compare({"similarity": "paper"})
     assert spec.options()["similarity"] == "paper"
     assert _compare(True).options()["similarity"] == "ridge"
-    with pytest.raises(ValueError, match="unknown similarity method 'papr'"):
+    with pytest.raises(ValueError, match=r"compare.similarity must be one of \[.*'papr'"):
         _compare({"similarity": "papr"})
 
 

@@ -9,7 +9,7 @@ from interpeq.reproduce.config import CompareSettings
 def test_headline_null_is_calibrated_and_similarity_is_selectable():
     assert CompareSettings().impls == ["auto"]
     assert CompareSettings(similarity="paper").similarity == "paper"
-    with pytest.raises(ValueError, match="unknown similarity method 'papr'"):
+    with pytest.raises(ValueError, match=r"compare.similarity must be one of \[.*'papr'"):
         CompareSettings(similarity="papr")
 
 
