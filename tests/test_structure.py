@@ -169,6 +169,27 @@ def test_function_length_check_sees_methods_and_nested_functions(tmp_path):
     assert set(long_functions(src)) == {"A.f", "g", "g.h"}
 
 
+SHIM_WORDS = re.compile(
+    r"moved to :mod:|this name stays|for existing imports|kept for old imports|re-exported"
+    r"|noqa: F401\s+\((?:[^)]*)re-export",
+    re.IGNORECASE,
+)
+
+
+def test_no_compatibility_shim_or_re_export():
+    """Each name has one import path: no module that only forwards to another ("moved
+    to"), no alias kept for old imports."""
+    hits = [
+        f"{m}:{k + 1}"
+        for m, p in modules().items()
+        for k, line in enumerate(p.read_text().splitlines())
+        if SHIM_WORDS.search(line)
+    ]
+    assert hits == []
+    assert SHIM_WORDS.search('"""Moved to :mod:`a.b`; this name stays for existing imports."""')
+    assert SHIM_WORDS.search("from a import b  # noqa: F401  (re-exported)")
+
+
 def test_every_package_folder_is_installed():
     """An unlisted package folder would be missing from a wheel (the list is explicit)."""
     listed = set(package_dirs().values())
