@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo reproduce clean-demo
+.PHONY: setup test test-tl lint demo reproduce clean-demo
 
 setup: $(STAMP)
 
@@ -27,6 +27,22 @@ lint: $(STAMP)
 
 test: lint
 	WANDB_MODE=disabled WANDB_SILENT=true $(BIN)/python -m pytest tests
+
+# TransformerLens interop in an environment of its own (TransformerLens 2.x pins numpy < 2,
+# and so an older pyarrow and datasets than the main environment): docs/your-models.md.
+TL_VENV ?= .venv-tl
+TL_STAMP := $(TL_VENV)/.installed
+
+$(TL_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(TL_VENV)
+	$(TL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TL_VENV)/bin/python -c "import torch" 2>/dev/null || $(TL_VENV)/bin/python -m pip install --quiet $(TORCH)
+	PYTHONWARNINGS=ignore::UserWarning $(TL_VENV)/bin/python -m pip install --quiet -e ".[dev,tl]"
+	touch $(TL_STAMP)
+
+test-tl: $(TL_STAMP)
+	INTERPEQ_REQUIRE_TL=1 WANDB_MODE=disabled WANDB_SILENT=true $(TL_VENV)/bin/python -m pytest -q \
+		tests/lm/test_tl_adapter.py tests/models/test_transformer_lens_format.py
 
 demo: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/interpeq demo

@@ -62,3 +62,13 @@ def tiny_zoo(root, name: str, tasks: list[str], seeds=(0, 1)):
         }
     )
     return run_zoo(spec, root, progress=False, retry=EVERY_MEMBER_COUNTS)
+
+
+def transformer_lens_or_skip():
+    """TransformerLens, or a skip; under ``make test-tl`` (INTERPEQ_REQUIRE_TL=1) its
+    absence is a failure, so the interop tests cannot pass there by being skipped."""
+    if os.environ.get("INTERPEQ_REQUIRE_TL"):
+        import transformer_lens
+
+        return transformer_lens
+    return pytest.importorskip("transformer_lens")

@@ -42,6 +42,17 @@ from interpeq.models import MLP, AttnHead, Component
 class LMAdapter:
     """A causal LM with our component addresses: representations, head capture, patching."""
 
+    def __new__(cls, model=None, *args, **kwargs):
+        """A TransformerLens ``HookedTransformer`` gets :class:`~interpeq.lm.tl_adapter.
+        TLAdapter` (its own hook points, the same interface); anything else without a
+        Hugging Face config is one clear error."""
+        if cls is LMAdapter and model is not None:
+            from interpeq.lm.tl_adapter import TLAdapter, check_hf_or_tl
+
+            if check_hf_or_tl(model) == "transformer_lens":
+                return super().__new__(TLAdapter)
+        return super().__new__(cls)
+
     def __init__(self, model, tokenizer=None, *, name: str | None = None, device="auto"):
         model_type = model.config.model_type
         if model_type not in FAMILIES:
@@ -125,15 +136,18 @@ class LMAdapter:
         with ExitStack() as stack:
             for layer in sorted({*(head_patch or {}), *capture_heads}):
                 patch = (head_patch or {}).get(layer)
-                fn = head_hook(
-                    self.n_heads, self.d_head, layer, patch, layer in capture_heads, store
-                )
-                stack.callback(self._out_proj(layer).register_forward_pre_hook(fn).remove)
+                handle = self._hook_heads(layer, patch, layer in capture_heads, store)
+                stack.callback(handle.remove)
             for layer in sorted({*(mlp_patch or {}), *capture_mlps}):
                 patch = (mlp_patch or {}).get(layer)
                 fn = mlp_hook(layer, patch, layer in capture_mlps, store)
                 stack.callback(self._mlp(layer).register_forward_hook(fn).remove)
             yield store
+
+    def _hook_heads(self, layer: int, patch, capture: bool, store: dict):
+        """Register the head patch / capture of ``layer``; returns the hook handle."""
+        fn = head_hook(self.n_heads, self.d_head, layer, patch, capture, store)
+        return self._out_proj(layer).register_forward_pre_hook(fn)
 
     def component_patch(
         self, components: Sequence[Component], sources: Mapping[Component, Tensor]
@@ -192,8 +206,7 @@ class LMAdapter:
     def _gather(self, x: Tensor, idx: Tensor) -> Tensor:
         return x[torch.arange(x.shape[0], device=x.device), idx.to(x.device)]
 
-    def _reprs(self, out, raw_last: Tensor, idx: Tensor, layers, apply_ln) -> Tensor:
-        states = [*out.hidden_states[: self.n_layers], raw_last]
+    def _reprs(self, states: list[Tensor], idx: Tensor, layers, apply_ln) -> Tensor:
         ln = self._ln_final()
         picked = []
         for k in layers:
@@ -224,15 +237,21 @@ class LMAdapter:
         """:meth:`representations` of one batch, on the model's device, with optional
         :meth:`hooks` keyword arguments ``patch`` active during the forward."""
         layers = self._check_repr_args(layers, apply_ln)
+        with self.hooks(**(patch or {})):
+            states = self._states(tokens, mask)
+        idx = self.positions(mask, position)
+        return self._reprs(states, idx, layers, apply_ln)
+
+    def _states(self, tokens: Tensor, mask: Tensor) -> list[Tensor]:
+        """The ``L + 1`` raw residual states ``[B, T, d_model]`` of one forward: HF's
+        hidden states ``0..L-1`` and the last one read before the final layer norm."""
         raw: list[Tensor] = []
         grab = self._ln_final().register_forward_pre_hook(lambda m, a: raw.append(a[0]))
         try:
-            with self.hooks(**(patch or {})):
-                out = self.forward(tokens, mask, output_hidden_states=True)
+            out = self.forward(tokens, mask, output_hidden_states=True)
         finally:
             grab.remove()
-        idx = self.positions(mask, position)
-        return self._reprs(out, raw[-1], idx, layers, apply_ln)
+        return [*out.hidden_states[: self.n_layers], raw[-1]]
 
     @torch.no_grad()
     def representations(

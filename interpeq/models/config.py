@@ -13,7 +13,7 @@ from typing import Any
 
 from interpeq.dataclass_io import from_dict
 
-ACTIVATIONS = ("relu", "gelu", "silu")
+ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")  # gelu_new: the tanh approximation
 ATTENTION_MODES = ("bidirectional", "causal")
 
 

@@ -20,7 +20,13 @@ from interpeq.models.components import Component, all_components
 from interpeq.models.config import HookedTransformerConfig
 from interpeq.models.hooks import HookedRootModule, HookPoint
 
-_ACT = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+# the one table of activations (the fused training step uses it too)
+ACT_FNS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+}
 
 
 class LayerNorm(nn.Module):
@@ -86,7 +92,7 @@ class MLP(nn.Module):
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
-        self.act = _ACT[cfg.act_fn]
+        self.act = ACT_FNS[cfg.act_fn]
         self.hook_pre, self.hook_post = HookPoint(), HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

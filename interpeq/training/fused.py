@@ -22,13 +22,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from interpeq.models import AttnHead, Component, HookedTransformerConfig
+from interpeq.models.transformer import ACT_FNS
 from interpeq.tasks import IGNORE_INDEX
 
-_ACT = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 PARTS = ("behaviour", "iit", "strict")
 
 
@@ -125,7 +124,9 @@ def stacked_forward(
         resid = resid + _linear(z.reshape(*z.shape[:-2], h * e), w_o, params[pre + "attn.b_O"])
         if not cfg.attn_only:
             x = _ln(resid, params, pre + "ln2", cfg.normalization)
-            act = _ACT[cfg.act_fn](_linear(x, params[pre + "mlp.W_in"], params[pre + "mlp.b_in"]))
+            act = ACT_FNS[cfg.act_fn](
+                _linear(x, params[pre + "mlp.W_in"], params[pre + "mlp.b_in"])
+            )
             out = _linear(act, params[pre + "mlp.W_out"], params[pre + "mlp.b_out"])
             if cache is not None:
                 cache[f"mlp{layer}"] = out.detach()

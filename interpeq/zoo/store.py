@@ -326,6 +326,13 @@ class Member:
 
         return RetrySpec().converged(self.metrics)
 
+    def to_transformer_lens(self, folder: str | Path) -> Path:
+        """Write this member as a TransformerLens checkpoint (``config.json`` and
+        ``model.safetensors``; :mod:`interpeq.models.transformer_lens`)."""
+        from interpeq.models.transformer_lens import save_transformer_lens
+
+        return save_transformer_lens(self.model, folder)
+
     @cached_property
     def config(self):
         from interpeq.models import HookedTransformerConfig
