@@ -15,6 +15,7 @@ from interpeq.lm.circuits import (
 )
 from interpeq.lm.ioi import IOIBatch, IOIPrompts, ioi_prompts, to_dataset, tokenize
 from interpeq.lm.loading import load_pretrained, load_tokenizer, resolve_device
+from interpeq.lm.tl_adapter import TLAdapter
 
 __all__ = [
     "GPT2_IOI_CIRCUIT",
@@ -22,6 +23,7 @@ __all__ = [
     "IOIBatch",
     "IOIPrompts",
     "LMAdapter",
+    "TLAdapter",
     "co_implementations",
     "compare_with_reference",
     "head_importance",

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from interpeq.lm.hooks import head_hook, mlp_hook
-from interpeq.lm.loading import FAMILIES, _get, load_pretrained, resolve_device
+from interpeq.lm.loading import FAMILIES, _get, load_pretrained, model_kind, resolve_device
 from interpeq.models import MLP, AttnHead, Component
 
 
@@ -47,10 +47,10 @@ class LMAdapter:
         TLAdapter` (its own hook points, the same interface); anything else without a
         Hugging Face config is one clear error."""
         if cls is LMAdapter and model is not None:
-            from interpeq.lm.tl_adapter import TLAdapter, check_hf_or_tl
-
-            if check_hf_or_tl(model) == "transformer_lens":
-                return super().__new__(TLAdapter)
+            kind = model_kind(model)
+            for sub in LMAdapter.__subclasses__():  # registered by importing interpeq.lm
+                if getattr(sub, "kind", None) == kind:
+                    return super().__new__(sub)
         return super().__new__(cls)
 
     def __init__(self, model, tokenizer=None, *, name: str | None = None, device="auto"):

@@ -99,3 +99,23 @@ def load_pretrained(name_or_path: str, dtype: torch.dtype = torch.float32):
         lambda local: AutoModelForCausalLM.from_pretrained(name_or_path, local_files_only=local),
     )
     return model.to(dtype), load_tokenizer(name_or_path)
+
+
+def model_kind(model) -> str:
+    """``"hf"`` for a Hugging Face model, ``"transformer_lens"`` for a TransformerLens
+    ``HookedTransformer``; one clear ``ValueError`` for anything else."""
+    if hasattr(model, "config") and hasattr(model.config, "model_type"):
+        return "hf"
+    kind = type(model).__name__
+    if kind == "TransformerBridge":
+        raise ValueError(
+            "a TransformerLens TransformerBridge wraps a Hugging Face model: pass that "
+            "model and its tokenizer to LMAdapter (in TransformerLens 3/4: "
+            "LMAdapter(bridge.original_model, bridge.tokenizer))"
+        )
+    if hasattr(model, "cfg") and hasattr(model, "run_with_hooks") and hasattr(model, "blocks"):
+        return "transformer_lens"
+    raise ValueError(
+        f"unsupported model {kind}: LMAdapter takes a Hugging Face causal LM (GPT-2, "
+        "GPT-NeoX/Pythia) or a TransformerLens HookedTransformer"
+    )

@@ -33,26 +33,6 @@ from interpeq.lm.adapters import LMAdapter
 from interpeq.lm.loading import resolve_device
 
 
-def check_hf_or_tl(model) -> str:
-    """``"hf"`` for a Hugging Face model, ``"transformer_lens"`` for a TransformerLens
-    ``HookedTransformer``; one clear ``ValueError`` for anything else."""
-    if hasattr(model, "config") and hasattr(model.config, "model_type"):
-        return "hf"
-    kind = type(model).__name__
-    if kind == "TransformerBridge":
-        raise ValueError(
-            "a TransformerLens TransformerBridge wraps a Hugging Face model: pass that "
-            "model and its tokenizer to LMAdapter (in TransformerLens 3/4: "
-            "LMAdapter(bridge.original_model, bridge.tokenizer))"
-        )
-    if hasattr(model, "cfg") and hasattr(model, "run_with_hooks") and hasattr(model, "blocks"):
-        return "transformer_lens"
-    raise ValueError(
-        f"unsupported model {kind}: LMAdapter takes a Hugging Face causal LM (GPT-2, "
-        "GPT-NeoX/Pythia) or a TransformerLens HookedTransformer"
-    )
-
-
 def _z_hook(h: int, dh: int, layer: int, patch, capture: bool, store: dict):
     """Forward hook on ``hook_z`` ``[B, T, H, d_head]``: patch rows / heads by ``patch =
     (mask [B or 1, H], source [B, T, H, d_head])`` and/or capture into
@@ -72,6 +52,8 @@ def _z_hook(h: int, dh: int, layer: int, patch, capture: bool, store: dict):
 
 class TLAdapter(LMAdapter):
     """:class:`LMAdapter`'s interface over a TransformerLens ``HookedTransformer``."""
+
+    kind = "transformer_lens"  # what LMAdapter(model) dispatches on (model_kind)
 
     def __init__(self, model, tokenizer=None, *, name: str | None = None, device="auto"):
         cfg = model.cfg
@@ -128,4 +110,4 @@ class TLAdapter(LMAdapter):
         return [states[k] for k in range(self.n_layers + 1)]
 
 
-__all__ = ["TLAdapter", "check_hf_or_tl"]
+__all__ = ["TLAdapter"]
