@@ -67,7 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("zoo", help="zoo folder or name under --root (e.g. smoke)")
+    parser.add_argument(
+        "zoo", nargs="?", help="zoo folder or name under --root (e.g. smoke); or --models"
+    )
+    parser.add_argument(
+        "--models",
+        metavar="YAML",
+        help="compare the models a manifest names instead of a zoo: zoo members and "
+        "TransformerLens checkpoints, with their groups, circuits and probes "
+        "(docs/your-models.md)",
+    )
     parser.add_argument("--against", help="compare every unit of <zoo> with every unit of this zoo")
     parser.add_argument(
         "--tasks",
@@ -122,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         options = CompareOptions.from_args(args)  # bad values first, then the folder
+        if (args.zoo is None) == (args.models is None):
+            raise ValueError("give a zoo or --models <manifest.yaml> (one of the two)")
+        if args.models:
+            return _compare_manifest(args, options)
         za = load_task_files_for(args)
         if not args.overwrite:
             check_overwrite(za, args)
@@ -136,6 +149,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"interpeq compare: error: {err}", file=sys.stderr)
         return 2
+    print(result.summary_text())
+    finish_logger(logger)
+    return 0
+
+
+def _compare_manifest(args: argparse.Namespace, options: CompareOptions) -> int:
+    """``--models``: the manifest's models (:mod:`interpeq.compare.manifest`)."""
+    from types import SimpleNamespace
+
+    from interpeq.compare.manifest import compare_models
+
+    for flag in ("against", "launcher", "tasks"):
+        if getattr(args, flag) not in (None, "local", []):
+            raise ValueError(f"--{flag} does not apply to --models (a manifest names its models)")
+    name = Path(args.models).stem
+    out = Path(args.out) if args.out else Path(args.root) / name
+    logger = _logger(SimpleNamespace(name=name, path=out), args)
+    result = compare_models(
+        args.models, options, root=args.root, out_dir=args.out, logger=logger,
+        progress=not args.no_progress,
+    )  # fmt: skip
     print(result.summary_text())
     finish_logger(logger)
     return 0
