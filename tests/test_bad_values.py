@@ -1,5 +1,7 @@
 """A bad value is one line naming the key and the value, checked before anything else."""
 
+from pathlib import Path
+
 import pytest
 
 from interpeq.cli import main
@@ -26,3 +28,10 @@ def test_compare_checks_its_values_before_the_folder(tmp_path, capsys):
     assert main(["compare", "no-such-zoo", "--root", str(tmp_path), "--m", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "compare.m must be an int >= 1, got 0" in err[0]
+
+
+def test_fit_names_the_key_that_sets_a_linked_trainer_option(capsys):
+    example = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "fit_example.yaml"
+    assert main(["fit", "--config", str(example), "--trainer.max_steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "trainer.max_steps: set by the training config: pass --model.siit.max_steps" in err[0]

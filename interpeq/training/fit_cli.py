@@ -42,6 +42,9 @@ from interpeq.training.fit import evaluate, load_checkpoint
 from interpeq.training.io import save_model
 from interpeq.training.siit import SIITModule, ThresholdStopping
 
+# trainer keys linked from the SIIT training config (model.siit.<key>)
+LINKED = {"max_steps": "max_steps", "val_check_interval": "val_every"}
+
 
 class SIITCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
@@ -51,10 +54,12 @@ class SIITCLI(LightningCLI):
             default=None,
             help="checkpoint to resume ('last' for the latest)",
         )
-        parser.link_arguments("model.siit", "trainer.max_steps", compute_fn=lambda s: s.max_steps)
-        parser.link_arguments(
-            "model.siit", "trainer.val_check_interval", compute_fn=lambda s: s.val_every
-        )
+        for trainer_key, siit_key in LINKED.items():
+            parser.link_arguments(
+                "model.siit",
+                f"trainer.{trainer_key}",
+                compute_fn=lambda s, k=siit_key: getattr(s, k),
+            )
 
     def before_instantiate_classes(self) -> None:
         """Check what can be checked before any class is built (the task name)."""
@@ -167,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
                 seed_everything_default=False,
             )
     except argparse.ArgumentError as err:  # -> one line at the interpeq boundary
+        linked = re.search(r'Linked "trainer\.(\w+)" must be given via "model\.siit"', str(err))
+        if linked:  # trainer.max_steps / val_check_interval follow the SIIT config
+            key = LINKED.get(linked.group(1), "max_steps")
+            raise FitConfigError(
+                f"trainer.{linked.group(1)}",
+                f"set by the training config: pass --model.siit.{key} instead "
+                "(options: interpeq fit --help)",
+            ) from err
         key = re.search(r'(?:Parser key|[Kk]ey) "([^"]+)"', str(err))
         cause = root_cause(str(err))
         key = key.group(1) if key and key.group(1) not in cause else None
