@@ -52,7 +52,8 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
         "--no-progress",
     ]
     assert cli(args) == 0
-    assert "within sorting family" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "intervention/two_sided: " in out and "within sorting " in out and "report: " in out
     report = tmp_path / "toy_t" / "report"
     for name in (
         "report.md",

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         default="cpu",
         choices=SCALES,
-        help="cpu (default: under an hour on 2 CPU cores) or paper (the paper's sizes; a GPU)",
+        help="cpu (default: sized for a 2-core CPU; docs/results.md gives its time) or paper "
+        "(the paper's sizes; a GPU)",
     )
     parser.add_argument(
         "--config",
@@ -59,12 +60,42 @@ def main(argv: list[str] | None = None) -> int:
             from interpeq.reproduce.toy import run_toy as run
         else:
             from interpeq.reproduce.studies import run_study as run
-        run(cfg, args.root, logger=args.logger, progress=not args.no_progress)
+        summary = run(cfg, args.root, logger=args.logger, progress=not args.no_progress)
     except ValueError as err:
         print(f"interpeq reproduce: error: {err}", file=sys.stderr)
         return 2
+    print("\n".join(summary_lines(summary)))
     report = f"{args.root}/{cfg.zoo.name}/report"
-    text = open(f"{report}/report.md").read()
-    print(text.split("\n## Chains")[0].split("\n## Stage")[0].strip())
     print(f"\nreport: {report}/ (report.md, summary.json, matrices, members.csv)")
     return 0
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """What a run found, from its summary (the data the report is written from): the
+    timings, the members that missed their thresholds, and per result the decisions and,
+    for the toy, the family means and the two criteria."""
+    lines = [
+        f"{summary['zoo']}: {summary['members']} members ({summary['trained']} trained, "
+        f"{summary['reused']} reused), training {summary['train_seconds']:.0f} s, "
+        f"comparison {summary['compare_seconds']:.0f} s, total {summary['total_seconds']:.0f} s"
+    ]
+    if summary.get("unconverged"):
+        lines.append(f"missed their thresholds (left out): {', '.join(summary['unconverged'])}")
+    for key, res in summary["results"].items():
+        line = f"{key}: {res['n_rejected']} / {res['n_pairs']} pairs rejected"
+        fam, checks = res.get("family_means"), res.get("checks")
+        if fam is not None and fam.get("within_sorting") is not None:
+            line += f"; within sorting {fam['within_sorting']:.2f}"
+            line += f", across families {fam.get('across_families') or float('nan'):.2f}"
+        if checks:
+            line += (f"; diagonal above other families in {sum(v is True for v in checks['diagonal_above_other_family'].values())}"
+                     f" / {len(checks['diagonal_above_other_family'])} rows")  # fmt: skip
+        lines.append(line)
+    tests = summary.get("group_tests") or []
+    if tests:
+        counts = {d: sum(t["decision"] == d for t in tests) for d in ("rejected", "undecidable")}
+        lines.append(
+            f"group permutation tests: {counts['rejected']} / {len(tests)} algorithm pairs "
+            f"rejected, {counts['undecidable']} undecidable"
+        )
+    return lines
