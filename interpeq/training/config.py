@@ -78,6 +78,49 @@ STRICT_MODES = ("one", "subset")
 SCHEDULES = ("constant", "cosine")
 
 
+METRICS = ("acc", "iia", "strict_acc")  # what a threshold applies to (token level, 1..9)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """One bar per headline metric. The one type for both uses of a bar: early stopping
+    on validation metrics (:attr:`TrainConfig.thresholds`, from its ``*_threshold``
+    keys) and the ``converged`` flag on held-out metrics (``retry.thresholds`` of a zoo,
+    :class:`interpeq.zoo.retry.RetrySpec`). A bar above 1 is never met (a run that must
+    not stop early)."""
+
+    acc: float = 0.95
+    iia: float = 0.90
+    strict_acc: float = 0.90
+
+    def __post_init__(self) -> None:
+        for name in METRICS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"threshold {name} must be a number >= 0, got {v!r}")
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str = "thresholds") -> Thresholds:
+        if not isinstance(data, dict) or set(data) - set(METRICS):
+            raise ValueError(f"{what} takes {list(METRICS)}, got {data!r}")
+        return cls(**{k: float(v) for k, v in data.items()})
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    def met(self, metrics: dict[str, Any], prefix: str = "", suffix: str = "") -> bool:
+        """Every ``<prefix><metric><suffix>`` of ``metrics`` reaches its bar."""
+        for name in METRICS:
+            value = metrics.get(f"{prefix}{name}{suffix}")
+            if value is None or float(value) < getattr(self, name):
+                return False
+        return True
+
+    def margin(self, metrics: dict[str, Any]) -> float:
+        """The worst metric's distance to its bar (>= 0 when every bar is met)."""
+        return min(float(metrics.get(k, 0.0)) - getattr(self, k) for k in METRICS)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of SIIT training (model architecture and init seed live in the model config).
@@ -148,6 +191,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The early-stopping bars on validation metrics."""
+        return Thresholds(self.acc_threshold, self.iia_threshold, self.strict_threshold)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

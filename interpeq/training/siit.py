@@ -237,16 +237,7 @@ class SIITModule(TrainClock, L.LightningModule):
 
 
 def _thresholds_met(train: TrainConfig, metrics: dict[str, Tensor], suffix: str) -> bool:
-    need = {
-        "acc": train.acc_threshold,
-        "iia": train.iia_threshold,
-        "strict_acc": train.strict_threshold,
-    }
-    for name, threshold in need.items():
-        value = metrics.get(f"val/{name}{suffix}")
-        if value is None or float(value) < threshold:
-            return False
-    return True
+    return train.thresholds.met(metrics, prefix="val/", suffix=suffix)
 
 
 class ThresholdStopping(Callback):

@@ -32,19 +32,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from interpeq.seeds import member_seed
+from interpeq.training.config import METRICS, Thresholds
 
 RETRY_MODES = ("none", "continue", "reseed", "continue_then_reseed")
 RETRY_KEYS = {"thresholds", "mode", "steps", "max_tries", "reseeds"}
-HEADLINE = ("acc", "iia", "strict_acc")
-
-
-def _default_thresholds() -> dict[str, float]:
-    return {"acc": 0.95, "iia": 0.90, "strict_acc": 0.90}
+HEADLINE = METRICS
 
 
 @dataclass(frozen=True)
 class RetrySpec:
-    thresholds: dict[str, float] = field(default_factory=_default_thresholds)
+    thresholds: Thresholds = field(default_factory=Thresholds)
     mode: str = "none"
     steps: int = 1000
     max_tries: int = 2
@@ -59,12 +56,14 @@ class RetrySpec:
         unknown = sorted(set(data) - RETRY_KEYS)
         if unknown:
             raise ValueError(f"unknown retry keys {unknown}; valid: {sorted(RETRY_KEYS)}")
-        thresholds = {**_default_thresholds(), **dict(data.get("thresholds") or {})}
-        bad = sorted(set(thresholds) - set(HEADLINE))
+        given = data.get("thresholds") or {}
+        bad = sorted(set(given) - set(HEADLINE)) if isinstance(given, dict) else given
         if bad:
             raise ValueError(f"unknown retry.thresholds {bad}; valid: {list(HEADLINE)}")
         spec = cls(
-            thresholds={k: float(v) for k, v in thresholds.items()},
+            thresholds=Thresholds.from_dict(
+                {**Thresholds().to_dict(), **given}, "retry.thresholds"
+            ),
             mode=str(data.get("mode", "none")),
             steps=data.get("steps", 1000),
             max_tries=data.get("max_tries", 2),
@@ -79,14 +78,14 @@ class RetrySpec:
         return spec
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # thresholds as {acc, iia, strict_acc}
 
     def converged(self, metrics: dict[str, Any]) -> bool:
-        return all(float(metrics.get(k, 0.0)) >= t for k, t in self.thresholds.items())
+        return self.thresholds.met(metrics)
 
     def margin(self, metrics: dict[str, Any]) -> float:
         """The worst metric's distance to its threshold (>= 0 when converged)."""
-        return min(float(metrics.get(k, 0.0)) - t for k, t in self.thresholds.items())
+        return self.thresholds.margin(metrics)
 
     def attempt_seed(self, member: Any, attempt: int) -> int:
         """The derived seed of retry ``attempt`` (1, 2, ...) of ``member``."""
