@@ -38,10 +38,11 @@ import numpy as np
 import torch
 
 from interpeq.compare.log import finish_logger
-from interpeq.compare.run import compare_zoo
+from interpeq.compare.options import add_arguments, check_options
+from interpeq.compare.run import compare_zoo, load_zoo_with_tasks
 from interpeq.equivalence.congruity import DEFAULT_M
 from interpeq.equivalence.groups import decision_rates, null_spread, order_statistic_band
-from interpeq.equivalence.pairwise import IMPL_SOURCES, OWN_DRAWS, check_test_options
+from interpeq.equivalence.pairwise import OWN_DRAWS, check_test_options
 from interpeq.equivalence.permutation import distance_matrix, group_permutation_test, group_tests
 from interpeq.equivalence.units import Unit
 from interpeq.interrupts import debug_enabled
@@ -49,6 +50,14 @@ from interpeq.report import LOGGER_KINDS, log_image, log_summary, log_table, mak
 from interpeq.report.plots import _plt, save_figure
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo, write_json_atomic
 
+CALIBRATE_OPTIONS = (
+    "n_probes",
+    "m",
+    "alpha",
+    "seed",
+    "impls",
+    "include_unconverged",
+)  # of CompareOptions
 CSV_COLUMNS = (
     "scope group_a group_b n_same n_same_undecidable false_rejections false_rejection_rate "
     "fr_ci_low fr_ci_high n_different n_different_undecidable rejections power power_ci_low "
@@ -174,6 +183,7 @@ def calibrate_zoo(
     alpha: float = 0.05,
     seed: int = 0,
     impls: str = "auto",
+    include_unconverged: bool = False,
     out_dir: str | Path | None = None,
     logger: Any = None,
     progress: bool = True,
@@ -183,6 +193,7 @@ def calibrate_zoo(
     za = load_zoo(zoo, root)
     out = Path(out_dir) if out_dir else za.path / "calibration"
     test = dict(n_probes=n_probes, m=m, alpha=alpha, seed=seed, impls=impls)
+    test["include_unconverged"] = include_unconverged
     comp = compare_zoo(za, **test, out_dir=out / "comparison", root=root, progress=progress)
     ids = list(comp.row_ids)
     group_of = {}
@@ -385,29 +396,24 @@ def main(argv: list[str] | None = None) -> int:
         "<root>/<zoo>/calibration/.",
     )
     parser.add_argument("zoo", help="zoo folder or name under --root (e.g. seeds_check)")
-    impls_help = (
-        "co-implementations: auto (default, as interpeq compare: resample-patched copies, or "
-        "the group's other members where those copies barely move a model), intervention, "
-        "or training (the other units of the same group; needs >= 3 units per group)"
+    parser.add_argument(
+        "--root", default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)"
     )
-    for flag, kw in (
-        ("--root", dict(default=str(DEFAULT_ROOT), help="zoo root folder (default: checkpoints)")),
-        ("--n-probes", dict(type=int, default=256, help="probe inputs (default 256)")),
-        (
-            "--m",
-            dict(type=int, default=DEFAULT_M, help=f"co-implementations (default {DEFAULT_M})"),
-        ),
-        ("--alpha", dict(type=float, default=0.05, help="test level (default 0.05)")),
-        ("--seed", dict(type=int, default=0)),
-        ("--impls", dict(default="auto", choices=IMPL_SOURCES, help=impls_help)),
-        ("--out", dict(help="output folder (default <root>/<zoo>/calibration)")),
-        ("--logger", dict(default="wandb", choices=LOGGER_KINDS, help="wandb, csv or none")),
-    ):
-        parser.add_argument(flag, **kw)
+    parser.add_argument(
+        "--tasks", action="append", default=[], metavar="FILE",
+        help="the task file a zoo of your own tasks was trained with (docs/your-task.md)",
+    )  # fmt: skip
+    add_arguments(parser, CALIBRATE_OPTIONS)
+    parser.add_argument("--out", help="output folder (default <root>/<zoo>/calibration)")
+    parser.add_argument(
+        "--logger", default="wandb", choices=LOGGER_KINDS, help="wandb, csv or none"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     try:
-        za = load_zoo(args.zoo, args.root)
+        opts = {k: getattr(args, k) for k in CALIBRATE_OPTIONS}
+        check_options(opts)  # bad values first, then the zoo
+        za = load_zoo_with_tasks(args.zoo, args.root, args.tasks, "interpeq calibrate")
         logger = make_logger(
             args.logger,
             run_name=f"{za.name}-calibrate",
@@ -417,10 +423,10 @@ def main(argv: list[str] | None = None) -> int:
             tags=[f"zoo:{za.name}", "calibrate"],
             save_dir=za.path,
         )
-        opts = {k: getattr(args, k) for k in ("root", "n_probes", "m", "alpha", "seed", "impls")}
         result = calibrate_zoo(
-            za, **opts, out_dir=args.out, logger=logger, progress=not args.no_progress
-        )
+            za, **opts, root=args.root, out_dir=args.out, logger=logger,
+            progress=not args.no_progress,
+        )  # fmt: skip
     except ValueError as err:
         if debug_enabled():
             raise

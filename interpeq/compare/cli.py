@@ -10,7 +10,7 @@ from pathlib import Path
 from interpeq._ray import LAUNCHERS
 from interpeq.compare.log import finish_logger
 from interpeq.compare.options import FOLDER_OPTIONS, OPTION_DEFAULTS, CompareOptions, add_arguments
-from interpeq.compare.run import compare_zoo, output_dir
+from interpeq.compare.run import compare_zoo, load_zoo_with_tasks, output_dir
 from interpeq.interrupts import debug_enabled
 from interpeq.report import LOGGER_KINDS, make_logger
 from interpeq.zoo.store import DEFAULT_ROOT, load_zoo
@@ -38,16 +38,11 @@ def check_overwrite(za, args: argparse.Namespace) -> None:
 
 
 def load_task_files_for(args: argparse.Namespace):
-    """Load the ``--tasks`` files and the zoo; one line when a zoo (or ``--against``)
-    was trained with a task file that is not passed, or that has changed since."""
-    from interpeq.tasks.user import load_task_files
-    from interpeq.zoo.store import ZooStore
-
-    load_task_files(args.tasks)
-    za = load_zoo(args.zoo, args.root)
-    zoos = [za, load_zoo(args.against, args.root)] if args.against else [za]
-    for zoo in zoos:
-        ZooStore(zoo.path.parent, zoo.path.name).check_task_files(f"interpeq compare {args.zoo}")
+    """Load the ``--tasks`` files and the zoo (and ``--against``), checked against the
+    task files they were trained with (:func:`load_zoo_with_tasks`)."""
+    za = load_zoo_with_tasks(args.zoo, args.root, args.tasks, f"interpeq compare {args.zoo}")
+    if args.against:
+        load_zoo_with_tasks(args.against, args.root, [], f"interpeq compare {args.zoo}")
     return za
 
 

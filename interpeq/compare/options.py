@@ -20,7 +20,7 @@ naming the key, the value and what is valid.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -164,10 +164,13 @@ TUNING_OPTIONS = tuple(option_defaults("tuning"))  # same folder; --overwrite to
 OPTION_DEFAULTS = {**option_defaults("tuning"), **FOLDER_OPTIONS}  # recorded in results.json
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per option, with its default and help from :class:`CompareOptions`;
-    values are checked by the class, so a flag fails exactly as a YAML key does."""
+def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """One ``--flag`` per option (or per option in ``names``), with its default and help
+    from :class:`CompareOptions`; values are checked by the class, so a flag fails
+    exactly as a YAML key does."""
     for f in fields(CompareOptions):
+        if names is not None and f.name not in names:
+            continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata["help"]
         if f.type in ("bool", bool):

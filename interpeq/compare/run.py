@@ -127,6 +127,18 @@ def compare_zoo(
     return result
 
 
+def load_zoo_with_tasks(zoo: Any, root: Any, task_files: Sequence[str], command: str):
+    """Load the ``task_files`` (a user's ``@register``-ed tasks), then the zoo; one line
+    when the zoo was trained with a task file that is not passed, or has changed since."""
+    from interpeq.tasks.user import load_task_files
+    from interpeq.zoo.store import ZooStore
+
+    load_task_files(task_files)
+    za = load_zoo(zoo, root)
+    ZooStore(za.path.parent, za.path.name).check_task_files(command)
+    return za
+
+
 def _check_options(workers, launcher, address, options: dict[str, Any]) -> None:
     """Every option of :func:`compare_zoo` that can be wrong, before any model is read
     (the comparison's own through :class:`~interpeq.compare.options.CompareOptions`)."""

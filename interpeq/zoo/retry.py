@@ -47,6 +47,11 @@ class RetrySpec:
     max_tries: int = 2
     reseeds: int = 2  # continue_then_reseed: fresh-seed trainings after the continuations
 
+    def __post_init__(self) -> None:
+        if isinstance(self.thresholds, dict):  # RetrySpec(thresholds={"iia": 0.8, ...})
+            full = {**Thresholds().to_dict(), **self.thresholds}
+            object.__setattr__(self, "thresholds", Thresholds.from_dict(full, "retry.thresholds"))
+
     @classmethod
     def from_dict(cls, data: Any) -> RetrySpec:
         if data is None:

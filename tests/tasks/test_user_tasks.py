@@ -118,11 +118,19 @@ def test_tampered_task_file_is_detected_on_reload(trained, capsys):
 
 
 def test_zoo_needs_its_task_file(trained, capsys):
-    tmp, _, config = trained
+    tmp, task_file, config = trained
     assert main(["compare", "mine", "--root", str(tmp), *COMPARE]) == 2
+    assert "--tasks my_tasks.py" in error_line(capsys)
+    assert main(["calibrate", "mine", "--root", str(tmp), *COMPARE]) == 2
     assert "--tasks my_tasks.py" in error_line(capsys)
     assert main(["zoo", "--config", str(config), "--root", str(tmp)]) == 2
     assert "--tasks my_tasks.py" in error_line(capsys)
+    calibrate = ["calibrate", "mine", "--root", str(tmp), "--tasks", str(task_file), *COMPARE]
+    try:
+        assert main(calibrate) == 0
+        assert (tmp / "mine" / "calibration" / "calibration.json").is_file()
+    finally:
+        unload_task_files()
 
 
 def test_yaml_alone_never_imports_the_task_file(tmp_path, capsys):
