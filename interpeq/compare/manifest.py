@@ -15,12 +15,20 @@ comparison's (the same test, options, files, figures and W&B run), in
         transformer_lens: exports/add_index-s0   # a TransformerLens checkpoint folder
         circuit: [L0H0, L1H1]  # the components that implement the interpretation
         group: add_index       # default: the member's task (zoo members only)
+      - id: lm
+        huggingface: models/tiny-gpt2   # a Hugging Face causal LM: folder or hub name
+        circuit: [L0H1, L1H0]  # heads; its co-implementations resample the other heads
+        group: add_index
 
 Paths are relative to the manifest's folder. Probe files hold one integer tensor
 ``tokens [n, seq_len]`` (``.safetensors``, or ``.pt`` read with ``weights_only=True``);
-``n_probes`` rows are used. Pretrained language models (Hugging Face or TransformerLens)
-are compared on IOI by ``interpeq reproduce ioi`` with their own list of models
-(docs/lm.md). The manifest is read with ``yaml.safe_load`` and never runs code; every
+``n_probes`` rows are used; every model must read them (their ids below its vocabulary).
+What is read: a small transformer's residual states averaged over content positions (as in
+a zoo comparison, ``--representation``); a Hugging Face model's residual states at the
+last position through :class:`interpeq.lm.LMAdapter` (``lm`` extra), its
+co-implementations the non-circuit heads patched from other probe rows
+(:func:`interpeq.lm.circuits.co_implementations`). IOI prompts for language models:
+``interpeq reproduce ioi`` (docs/lm.md). The manifest is read with ``yaml.safe_load`` and never runs code; every
 bad entry is one line naming the model and the key.
 """
 
@@ -39,14 +47,15 @@ from interpeq.compare.result import CompareResult
 from interpeq.equivalence.units import ModelUnit, check_vocab
 
 TOP_KEYS = {"name", "probes", "models"}
-MODEL_KEYS = {"id", "group", "zoo", "member", "transformer_lens", "circuit"}
+MODEL_KEYS = {"id", "group", "zoo", "member", "transformer_lens", "huggingface", "circuit"}
+SOURCES = ("zoo", "transformer_lens", "huggingface")
 
 
 @dataclass(frozen=True)
 class Manifest:
     name: str
     probes: dict[str, Any]
-    units: list[ModelUnit]
+    units: list  # ModelUnit (small transformers) or LMEntry (Hugging Face LMs), in order
     base: Path
 
 
@@ -77,23 +86,27 @@ def read_manifest(path: str | Path, root: str | Path) -> Manifest:
     return Manifest(name, probes, units, path.parent)
 
 
-def _unit(entry: Any, k: int, base: Path, root: str | Path) -> ModelUnit:
+def _unit(entry: Any, k: int, base: Path, root: str | Path) -> ModelUnit | LMEntry:
     """One manifest entry -> a unit (its model, its circuit, its group)."""
     where = f"models[{k}]"
     if not isinstance(entry, dict) or set(entry) - MODEL_KEYS:
         raise ValueError(f"{where}: an entry is a mapping with keys from {sorted(MODEL_KEYS)}")
     uid = str(entry.get("id") or entry.get("member") or where)
-    if ("zoo" in entry) == ("transformer_lens" in entry):
-        raise ValueError(f"{where} ({uid}): give either 'zoo' + 'member' or 'transformer_lens'")
+    if sum(k in entry for k in SOURCES) != 1:
+        raise ValueError(
+            f"{where} ({uid}): give one of 'zoo' + 'member', 'transformer_lens' or 'huggingface'"
+        )
     if "zoo" in entry:
         return _zoo_member(entry, uid, root)
-    from interpeq.models.transformer_lens import load_transformer_lens
-
     if not entry.get("circuit") or not entry.get("group"):
         raise ValueError(
-            f"{where} ({uid}): a TransformerLens model needs 'circuit' (e.g. [L0H1, MLP1]) "
+            f"{where} ({uid}): a model outside a zoo needs 'circuit' (e.g. [L0H1, MLP1]) "
             "and 'group' (the interpretation it implements)"
         )
+    if "huggingface" in entry:
+        return _huggingface(entry, uid, base)
+    from interpeq.models.transformer_lens import load_transformer_lens
+
     model = load_transformer_lens(base / str(entry["transformer_lens"]))
     circuit = _circuit(entry["circuit"], model, uid)
     return ModelUnit(uid, str(entry["group"]), [model], [circuit], [str(entry["group"])], {})
@@ -111,14 +124,39 @@ def _zoo_member(entry: dict, uid: str, root: str | Path) -> ModelUnit:
     return ModelUnit(uid, group, [member.model], [corr], [member.task_name], meta)
 
 
-def _circuit(names: Any, model: Any, uid: str) -> list:
+@dataclass(frozen=True)
+class LMEntry:
+    """A Hugging Face causal LM of a manifest, read through :class:`interpeq.lm.LMAdapter`."""
+
+    id: str
+    group: str
+    adapter: Any
+    circuit: list
+
+
+def _huggingface(entry: dict, uid: str, base: Path) -> LMEntry:
+    from interpeq.lm import LMAdapter
+    from interpeq.lm.loading import load_pretrained
+    from interpeq.models import AttnHead
+
+    source = str(entry["huggingface"])
+    local = base / source
+    model, _ = load_pretrained(str(local) if local.is_dir() else source)
+    adapter = LMAdapter(model, None, name=uid)
+    circuit = _circuit(entry["circuit"], adapter, uid, check=adapter.check)
+    if not all(isinstance(c, AttnHead) for c in circuit):
+        raise ValueError(f"{uid}: a language model's circuit lists heads (e.g. [L0H1, L1H0])")
+    return LMEntry(uid, str(entry["group"]), adapter, circuit)
+
+
+def _circuit(names: Any, model: Any, uid: str, check: Any = None) -> list:
     from interpeq.models import Component
 
     if not isinstance(names, list):
         raise ValueError(f"{uid}: circuit must be a list of components such as [L0H1, MLP1]")
     try:
         comps = [Component.parse(str(c)) for c in names]
-        model.check_components(comps)
+        (check or model.check_components)(comps)
     except ValueError as err:
         raise ValueError(f"{uid}: circuit {names}: {err}") from None
     return comps
@@ -172,17 +210,22 @@ def compare_models(
     options = options or CompareOptions()
     m = read_manifest(manifest, root)
     tokens = manifest_tokens(m, options)
-    check_vocab([(u.id, model) for u in m.units for model in u.models], tokens)
+    small = [u for u in m.units if isinstance(u, ModelUnit)]
+    check_vocab([(u.id, model) for u in small for model in u.models], tokens)
     drawn = 0 if options.impls == "training" else options.m
     dev = resolve_device("auto")
-    computed = _compute(m.units, tokens, drawn, options.seed, None, progress,
-                        options.impls in OWN_DRAWS, dev, options.representation)  # fmt: skip
+    done = _compute(small, tokens, drawn, options.seed, None, progress,
+                    options.impls in OWN_DRAWS, dev, options.representation)  # fmt: skip
+    by_id = {u.id: u for u in done}
+    computed = [by_id.get(u.id) or _lm_unit(u, tokens, drawn, options.seed) for u in m.units]
     pairs, cols = _layout(len(computed), 0, False)
     test = dict(alpha=options.alpha, seed=options.seed, one_sided=options.one_sided,
                 impls=options.impls, progress=progress)  # fmt: skip
     results = _test(computed, pairs, None, dev, options.similarity, test)
     if options.reference:
         reading = {"representation": options.representation, "method": options.similarity}
+        if len(small) != len(m.units):
+            raise ValueError("--reference needs every model to be a small transformer")
         _add_reference(m.units, computed, pairs, results, tokens.to(dev), options.m,
                        options.seed, progress, reading)  # fmt: skip
     settings = {"zoo": m.name, "against": None, "manifest": str(manifest)}
@@ -194,3 +237,28 @@ def compare_models(
     if logger:
         log_compare(logger, result)
     return result
+
+
+def _lm_unit(entry: LMEntry, tokens: torch.Tensor, m: int, seed: int):
+    """A language model's unit on the probes: last-position residual states, and ``m``
+    variants with its non-circuit heads patched from other probe rows (a seeded
+    permutation of the rows as the source)."""
+    from types import SimpleNamespace
+
+    from interpeq.equivalence.units import Unit
+    from interpeq.lm.circuits import co_implementations
+    from interpeq.seeds import generator
+
+    vocab = int(entry.adapter.model.config.vocab_size)
+    if int(tokens.max()) >= vocab:
+        raise ValueError(
+            f"{entry.id}: probe ids reach {int(tokens.max())}, its vocabulary is {vocab}"
+        )
+    mask = torch.ones_like(tokens)
+    reprs = entry.adapter.representations(tokens, mask)
+    if not m:
+        return Unit(entry.id, entry.group, reprs.cpu(), reprs.new_zeros(0, *reprs.shape), {})
+    perm = torch.randperm(tokens.shape[0], generator=generator(seed, "manifest", entry.id))
+    batch = SimpleNamespace(clean=tokens, corrupt=tokens[perm], mask=mask)
+    impls = co_implementations(entry.adapter, batch, entry.circuit, m, seed)
+    return Unit(entry.id, entry.group, reprs.cpu(), impls.cpu(), {"source": "huggingface"})

@@ -110,3 +110,35 @@ def test_bad_entries_are_one_line(setup, capsys, entry, message):
     assert main(["--models", str(path), "--root", str(root), "--logger", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_a_manifest_mixing_a_zoo_member_a_transformer_lens_and_a_hugging_face_model(setup):
+    """The issue's mix: one model from each door, grouped, decided, drawn."""
+    transformers = pytest.importorskip("transformers")
+    from interpeq.compare.manifest import compare_models
+    from interpeq.compare.options import CompareOptions
+
+    root, circuit = setup
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=20, n_positions=16)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(root / "hf-tiny")
+    path = root / "mixed.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "mixed", "probes": {"task": "add_next"},
+        "models": [
+            {"id": "member", "zoo": "mz", "member": "add_next-D-s0"},
+            {"id": "tl", "transformer_lens": "exports/add_next-s1", "circuit": circuit,
+             "group": "add_next"},
+            {"id": "gpt2", "huggingface": "hf-tiny", "circuit": ["L0H1", "L1H0"],
+             "group": "lm"},
+        ],
+    }))  # fmt: skip
+    res = compare_models(path, CompareOptions(m=4, n_probes=32, impls="intervention"),
+                         root=root, progress=False)  # fmt: skip
+    assert [(r["a"], r["b"]) for r in res.pairs] == [("member", "tl"), ("member", "gpt2"),
+                                                     ("tl", "gpt2")]  # fmt: skip
+    assert {r["group_b"] for r in res.pairs} == {"add_next", "lm"}
+    assert all(r["decision"] in ("rejected", "equivalent", "undecidable") for r in res.pairs)
+    assert (res.out_dir / "matrix.png").stat().st_size > 0
+    assert res.summary["n_groups"] == 2
