@@ -311,6 +311,7 @@ ALLOWED_CPU = {  # (file, why): the only "cpu" literals on training / comparison
     "equivalence/impls.py",  # reads the probes' device: smaller patch batches on a CPU
     "zoo/launchers.py",  # a Ray task with no GPU assigned stays on the CPU (fake GPU resources)
     "equivalence/loo.py",  # autocast is turned off for the CPU device type too (exact float32)
+    "compare/manifest.py",  # torch.load(map_location="cpu"): a probe file is read to host memory
 }
 
 
