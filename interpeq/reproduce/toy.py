@@ -213,7 +213,7 @@ def matrix_results(
         long = matrix_rows(mat, lay.labels)
         stem = f"algorithm_matrix_{source}_{form}"
         write_csv(lay.report / f"{stem}.csv", MATRIX_COLUMNS, long)
-        what = "the paper code's composition" if source == "paper" else f"chains, {impls}"
+        what = "the paper code's composition" if source == "paper" else "chains"
         png = group_matrix_plot(
             mat["mean"], mat["ci_low"], mat["ci_high"], lay.labels, lay.report / f"{stem}.png",
             families=lay.families, rejection=mat["rejection_rate"], n_pairs=mat["n_pairs"],
