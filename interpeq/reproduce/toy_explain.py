@@ -52,7 +52,8 @@ def explain_algorithms(
     from interpeq.compare.units import member_units, probe_tokens
     from interpeq.equivalence.representations import representation_options, representations
 
-    units = {u.id: u for u in member_units([m for m in zoo if m.converged], "chains")}
+    tested = {r[k] for r in pairs for k in ("a", "b")}  # converged chains only
+    units = {u.id: u for u in member_units(list(zoo), "chains") if u.id in tested}
     if not units:
         return []
     tokens = probe_tokens(
