@@ -123,6 +123,20 @@ def test_toy_report_is_complete_and_rerun_reuses(tmp_path, capsys):
     assert all(o >= t - 1e-12 for a in two for t, o in zip(two[a], one[a], strict=True))
     first = summary["results"]["intervention/two_sided"]["matrix"]
 
+    # a chain with an unconverged stage is left out of the explanations, not an error
+    from interpeq.compare import compare_zoo
+    from interpeq.reproduce.config import CompareSettings
+    from interpeq.reproduce.toy_explain import explain_algorithms
+    from interpeq.zoo import Zoo
+
+    zoo = Zoo.load(tmp_path / "toy_t")
+    zoo["algorithm_1.stage0-D-s2"].metrics["converged"] = False
+    res = compare_zoo(zoo, n_probes=48, m=6, impls="intervention", units="chains",
+                      out_dir=tmp_path / "cmp", progress=False)  # fmt: skip
+    assert len({r["a"] for r in res.pairs} | {r["b"] for r in res.pairs}) == 5  # 6 chains - 1
+    settings = CompareSettings(n_probes=48, m=6, impls=["intervention"])
+    explain_algorithms(zoo, res.pairs, ["algorithm_1", "algorithm_6"], settings)
+
     assert cli(args) == 0  # rerun: nothing retrained, same numbers
     again = json.loads((report / "summary.json").read_text())
     assert (again["trained"], again["reused"]) == (0, 12)
