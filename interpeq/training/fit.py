@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 import warnings
@@ -128,6 +129,21 @@ def _damaged(path: Path, err: Any, what: str) -> str:
     )
 
 
+def training_device(trainer_kwargs: dict[str, Any] | None = None) -> torch.device:
+    """The device Lightning trains a member on (``accelerator`` ``"auto"`` by default):
+    held-out evaluation runs there too, not on the host after training. Under DDP each
+    rank takes its own GPU (``LOCAL_RANK``); ``devices=[k]`` names GPU ``k``."""
+    kwargs = trainer_kwargs or {}
+    if kwargs.get("accelerator", "auto") not in ("auto", "gpu", "cuda"):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    devices = kwargs.get("devices")
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    index = devices[local] if isinstance(devices, list | tuple) else local
+    return torch.device("cuda", index % torch.cuda.device_count())
+
+
 def quiet_lightning_warnings() -> None:
     """Hide torch's ``LeafSpec`` deprecation, which Lightning's ``_pytree`` triggers once
     per fit (glued onto progress bars); it concerns Lightning, not the user. The
@@ -229,8 +245,9 @@ def fit_member(
         trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
         steps = trainer.global_step
         seconds = module.train_seconds or time.perf_counter() - start
-    net = module.net.eval().cpu()
-    metrics = evaluate(net, task, correspondence, train)
+    net = module.net.eval()
+    metrics = evaluate(net.to(training_device(trainer_kwargs)), task, correspondence, train)
+    net = net.cpu()
     metrics.update(steps=float(steps), seconds=float(seconds))
     pre_metrics = _pretrain_record(ckpt_dir) if pre is None else pre.metrics
     if pre_metrics:
