@@ -4,7 +4,13 @@ step's wall time and not the time to queue its kernels)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -12,6 +18,37 @@ from interpeq.models import HookedTransformerConfig
 from interpeq.tasks import list_tasks
 from interpeq.training import TrainConfig, resolve_task, sample_correspondence
 from interpeq.training.stacked import StackedSIITModule, _stack
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def worktree(ref: str) -> Path:
+    """A git worktree of ``ref`` (the code before a change), made once under the temp folder."""
+    tree = Path(tempfile.gettempdir()) / f"interpeq_before_{ref}"
+    if not tree.exists():
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return tree
+
+
+def run_in_tree(tree: Path, bench: str, call: str) -> dict:
+    """``bench.call`` (a benchmark module of this folder and a call returning a dict)
+    in a fresh interpreter that imports ``interpeq`` from ``tree``; its result."""
+    here = str(Path(__file__).resolve().parent)
+    code = (
+        f"import sys; sys.path.insert(0, {str(tree)!r}); sys.path.insert(0, {here!r}); "
+        f"import json, {bench} as b; print('RESULT' + json.dumps(b.{call}))"
+    )
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(tree)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    if not lines:
+        raise RuntimeError(f"measurement in {tree} failed: {proc.stderr[-1500:]}")
+    return json.loads(lines[-1][len("RESULT") :])
 
 
 def sync(device: torch.device) -> None:

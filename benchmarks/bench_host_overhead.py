@@ -21,14 +21,11 @@ before the change) in a subprocess, and prints both side by side.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, run_in_tree, worktree
 
 
 def _measure(members: int, steps: int, log_every: int) -> dict:
@@ -111,24 +108,6 @@ def _measure(members: int, steps: int, log_every: int) -> dict:
     }
 
 
-def _run(tree: Path, members: int, steps: int, log_every: int) -> dict:
-    """One measurement in a fresh interpreter importing ``interpeq`` from ``tree``."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(tree)!r}); "
-        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
-        "import json, bench_host_overhead as b; "
-        f"print('RESULT' + json.dumps(b._measure({members}, {steps}, {log_every})))"
-    )
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(tree)}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
-    if not lines:
-        raise RuntimeError(f"measurement in {tree} failed: {proc.stderr[-1500:]}")
-    return json.loads(lines[-1][len("RESULT") :])
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", default=None, help="git ref of the code to compare against")
@@ -138,19 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     trees = [("after", REPO)]
     if args.before:
-        before = Path(f"/tmp/interpeq_before_{args.before}")
-        if not before.exists():
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before],
-                check=True, capture_output=True,
-            )  # fmt: skip
-        trees.insert(0, ("before", before))
+        trees.insert(0, ("before", worktree(args.before)))
     print(f"{'code':7s} {'M':>4s} {'log_every':>9s} {'ms/step':>8s} {'us/member-step':>15s} "
           f"{'core ms':>8s} {'host us/member':>14s} {'log()/step':>10s} {'item()/step':>11s}")  # fmt: skip
     for members in args.members:
         for log_every in args.log_every:
             for name, tree in trees:
-                r = _run(tree, members, args.steps, log_every)
+                r = run_in_tree(
+                    tree, "bench_host_overhead", f"_measure({members}, {args.steps}, {log_every})"
+                )
                 print(
                     f"{name:7s} {members:4d} {log_every:9d} {r['step_s'] * 1e3:8.2f} "
                     f"{r['step_s'] / members * 1e6:15.1f} {r['core_s'] * 1e3:8.2f} "

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from interpeq.dataclass_io import from_dict
+from interpeq.models.functional import ACT_FNS
 
-ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")  # gelu_new: the tanh approximation
+ACTIVATIONS = tuple(ACT_FNS)  # gelu_new: the tanh approximation
 ATTENTION_MODES = ("bidirectional", "causal")
 
 

@@ -8,25 +8,16 @@ HookedTransformer. Every intermediate activation passes through a named
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import nn
 
+from interpeq.models import functional as F
 from interpeq.models.components import Component, all_components
 from interpeq.models.config import HookedTransformerConfig
 from interpeq.models.hooks import HookedRootModule, HookPoint
-
-# the one table of activations (the fused training step uses it too)
-ACT_FNS = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "silu": F.silu,
-}
 
 
 class LayerNorm(nn.Module):
@@ -44,9 +35,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.hook_normalized(x)
-        x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt())
-        return self.hook_normalized(x / scale * self.w + self.b)
+        return self.hook_normalized(F.layer_norm(x, self.w, self.b, self.hook_scale))
 
 
 class Attention(nn.Module):
@@ -62,27 +51,22 @@ class Attention(nn.Module):
         self.b_V = nn.Parameter(torch.zeros(h, dh))
         self.b_O = nn.Parameter(torch.zeros(dm))
         self.causal = cfg.attention == "causal"
-        self.register_buffer(
-            "mask", torch.ones(cfg.n_ctx, cfg.n_ctx).tril().bool(), persistent=False
-        )
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
         self.hook_z, self.hook_result = HookPoint(), HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.hook_q(einsum(x, self.W_Q, "b p d, h d e -> b p h e") + self.b_Q)
-        k = self.hook_k(einsum(x, self.W_K, "b p d, h d e -> b p h e") + self.b_K)
-        v = self.hook_v(einsum(x, self.W_V, "b p d, h d e -> b p h e") + self.b_V)
-        scores = einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(q.shape[-1])
-        if self.causal:
-            n = x.shape[1]
-            scores = scores.masked_fill(~self.mask[:n, :n], float("-inf"))
-        pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(dim=-1))
-        z = self.hook_z(einsum(pattern, v, "b h q k, b k h e -> b q h e"))
+        w_qkv = torch.cat([self.W_Q, self.W_K, self.W_V])  # one matmul for Q, K and V
+        b_qkv = torch.cat([self.b_Q, self.b_K, self.b_V])
+        qkv = F.head_projection(x, w_qkv, b_qkv).split(self.W_Q.shape[0], dim=-2)
+        q, k, v = (
+            hook(t) for hook, t in zip((self.hook_q, self.hook_k, self.hook_v), qkv, strict=True)
+        )
+        z = self.hook_z(F.attend(q, k, v, self.causal, self.hook_attn_scores, self.hook_pattern))
         if self.hook_result.active:  # per-head results only when someone reads them
             result = self.hook_result(einsum(z, self.W_O, "b q h e, h e d -> b q h d"))
             return result.sum(dim=-2) + self.b_O
-        return einsum(z, self.W_O, "b q h e, h e d -> b q d") + self.b_O
+        return F.head_output(z, self.W_O, self.b_O)
 
 
 class MLP(nn.Module):
@@ -92,12 +76,12 @@ class MLP(nn.Module):
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
-        self.act = ACT_FNS[cfg.act_fn]
+        self.act_fn = cfg.act_fn
         self.hook_pre, self.hook_post = HookPoint(), HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
-        return self.hook_post(self.act(pre)) @ self.W_out + self.b_out
+        return F.mlp(x, self.W_in, self.b_in, self.W_out, self.b_out, self.act_fn,
+                     self.hook_pre, self.hook_post)  # fmt: skip
 
 
 class Block(nn.Module):
@@ -173,12 +157,11 @@ class HookedTransformer(HookedRootModule):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if not torch._C._functorch.is_batchedtensor(tokens):  # validation needs concrete values
             self.check_tokens(tokens)
-        resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(
-            self.W_pos[: tokens.shape[-1]]
-        )
+        token_embed, pos_embed = F.embed(tokens, self.W_E, self.W_pos)
+        resid = self.hook_embed(token_embed) + self.hook_pos_embed(pos_embed)
         for block in self.blocks:
             resid = block(resid)
-        return self.ln_final(resid) @ self.W_U + self.b_U
+        return F.linear(self.ln_final(resid), self.W_U, self.b_U)
 
     # ---- component addresses ----------------------------------------------------------
     def components(self) -> list[Component]:

@@ -17,7 +17,6 @@ stacked and one-by-one training on this same code path).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ import torch
 from torch import Tensor
 
 from interpeq.models import AttnHead, Component, HookedTransformerConfig
-from interpeq.models.transformer import ACT_FNS
+from interpeq.models import functional as F
 from interpeq.tasks import IGNORE_INDEX
 
 PARTS = ("behaviour", "iit", "strict")
@@ -43,24 +42,6 @@ def component_masks(
         else:
             mlps[i, c.layer] = 1
     return heads, mlps
-
-
-def _ln(x: Tensor, p: dict[str, Tensor], name: str, enabled: bool) -> Tensor:
-    if not enabled:
-        return x
-    x = x - x.mean(-1, keepdim=True)
-    scale = (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()
-    w, b = p[f"{name}.w"], p[f"{name}.b"]
-    shape = (w.shape[0],) + (1,) * (x.ndim - 2) + (w.shape[-1],)
-    return x / scale * w.view(shape) + b.view(shape)
-
-
-def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """``x [M, ..., din] @ w [M, din, dout] (+ b [M, dout])`` as one ``bmm``."""
-    m, dout = x.shape[0], w.shape[-1]
-    flat = x.reshape(m, -1, x.shape[-1])
-    out = torch.bmm(flat, w) if b is None else torch.baddbmm(b[:, None, :], flat, w)
-    return out.view(*x.shape[:-1], dout)
 
 
 class _Patch:
@@ -82,7 +63,8 @@ def stacked_forward(
     patch: _Patch | None = None,
     share_first: int = 1,
 ) -> Tensor:
-    """Logits ``[M, N, pos, vocab]`` of ``M`` members on ``tokens [M, N, pos]``.
+    """Logits ``[M, N, pos, vocab]`` of ``M`` members on ``tokens [M, N, pos]``: the
+    model's forward pass (:mod:`interpeq.models.functional`) on stacked weights.
 
     ``cache`` (a dict) receives ``z{l}`` and ``mlp{l}``; ``patch`` patches them from a
     source run. ``share_first=k``: ``tokens`` holds ``N / k`` distinct rows that the
@@ -90,28 +72,17 @@ def stacked_forward(
     the network before the first patch point (embedding, layer 0 up to ``z``) runs
     once on the distinct rows.
     """
-    m = tokens.shape[0]
-    h, e = cfg.n_heads, cfg.d_head
-    members = torch.arange(m, device=tokens.device)[:, None, None]
-    resid = params["W_E"][members, tokens] + params["W_pos"][:, None, : tokens.shape[-1]]
-    n_pos = tokens.shape[-1]
-    mask = None
-    if cfg.attention == "causal":
-        mask = torch.ones(n_pos, n_pos, device=tokens.device).tril().bool()
+    h = cfg.n_heads
+    token_embed, pos_embed = F.embed(tokens, params["W_E"], params["W_pos"])
+    resid = token_embed + pos_embed
     for layer in range(cfg.n_layers):
         pre = f"blocks.{layer}."
-        x = _ln(resid, params, pre + "ln1", cfg.normalization)
+        norm = (params.get(pre + "ln1.w"), params.get(pre + "ln1.b"))
+        x = F.layer_norm(resid, *norm)
         w_qkv = torch.cat([params[pre + f"attn.W_{k}"] for k in "QKV"], dim=1)  # [M, 3H, D, E]
-        w_qkv = w_qkv.permute(0, 2, 1, 3).reshape(m, cfg.d_model, 3 * h * e)
-        b_qkv = torch.cat([params[pre + f"attn.b_{k}"] for k in "QKV"], dim=1).reshape(m, -1)
-        qkv = _linear(x, w_qkv, b_qkv).view(*x.shape[:-1], 3, h, e)
-        q, k, v = (qkv[..., i, :, :].transpose(-3, -2) for i in range(3))  # [M, N, H, pos, E]
-        scores = q @ k.transpose(-1, -2) / math.sqrt(e)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        # [M, N, pos, H, E]; as an einsum, not (attn @ v).transpose(-3, -2), which inductor
-        # (torch 2.13) mis-lowers when z is then concatenated ("expand: attempting to expand")
-        z = torch.einsum("mnhqk,mnhke->mnqhe", scores.softmax(-1), v)
+        b_qkv = torch.cat([params[pre + f"attn.b_{k}"] for k in "QKV"], dim=1)
+        q, k, v = F.head_projection(x, w_qkv, b_qkv).split(h, dim=-2)
+        z = F.attend(q, k, v, cfg.attention == "causal")  # [M, N, pos, H, E]
         if layer == 0 and share_first > 1:
             z = torch.cat([z] * share_first, dim=1)
             resid = torch.cat([resid] * share_first, dim=1)
@@ -120,28 +91,19 @@ def stacked_forward(
         if patch is not None:
             sel = patch.heads[:, :, layer * h : (layer + 1) * h][:, :, None, :, None]
             z = z + sel * (patch.source(f"z{layer}") - z)
-        w_o = params[pre + "attn.W_O"].reshape(m, h * e, cfg.d_model)
-        resid = resid + _linear(z.reshape(*z.shape[:-2], h * e), w_o, params[pre + "attn.b_O"])
+        resid = resid + F.head_output(z, params[pre + "attn.W_O"], params[pre + "attn.b_O"])
         if not cfg.attn_only:
-            x = _ln(resid, params, pre + "ln2", cfg.normalization)
-            act = ACT_FNS[cfg.act_fn](
-                _linear(x, params[pre + "mlp.W_in"], params[pre + "mlp.b_in"])
-            )
-            out = _linear(act, params[pre + "mlp.W_out"], params[pre + "mlp.b_out"])
+            x = F.layer_norm(resid, params.get(pre + "ln2.w"), params.get(pre + "ln2.b"))
+            mlp = [params[pre + f"mlp.{k}"] for k in ("W_in", "b_in", "W_out", "b_out")]
+            out = F.mlp(x, *mlp, cfg.act_fn)
             if cache is not None:
                 cache[f"mlp{layer}"] = out.detach()
             if patch is not None:
                 sel = patch.mlps[:, :, layer][:, :, None, None]
                 out = out + sel * (patch.source(f"mlp{layer}") - out)
             resid = resid + out
-    return _linear(_ln(resid, params, "ln_final", cfg.normalization), params["W_U"], params["b_U"])
-
-
-def _masked_ce(logits: Tensor, labels: Tensor) -> Tensor:
-    """Per-member mean cross-entropy over non-ignored positions: ``[M]``."""
-    valid = labels != IGNORE_INDEX
-    logp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
-    return -(logp * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp(min=1)
+    final = F.layer_norm(resid, params.get("ln_final.w"), params.get("ln_final.b"))
+    return F.linear(final, params["W_U"], params["b_U"])
 
 
 def fused_siit_step(
@@ -157,7 +119,6 @@ def fused_siit_step(
     cache: dict[str, Tensor] = {}
     with torch.no_grad():
         stacked_forward(params, batch["source"], cfg, cache=cache)
-    b = batch["base"].shape[1]
     select = torch.cat(
         [torch.zeros_like(batch["iit_select"]), batch["iit_select"], batch["strict_select"]],
         dim=1,
@@ -165,15 +126,24 @@ def fused_siit_step(
     head_map, mlp_map = (t.to(select.device, select.dtype) for t in masks)
     patch = _Patch((select @ head_map).clamp(max=1), (select @ mlp_map).clamp(max=1), cache, 3)
     logits = stacked_forward(params, batch["base"], cfg, patch=patch, share_first=3)
+    return part_losses(logits, batch, weights, stacked=True)
+
+
+def part_losses(
+    logits: Tensor, batch: dict[str, Tensor], weights: Tensor, stacked: bool = False
+) -> dict[str, Tensor]:
+    """``loss_<part>``, ``preds_<part>`` and the weighted ``loss`` from the base run's
+    logits over the three parts' rows (behaviour, IIT, strict; each ``batch`` rows)."""
+    axis, weights = (1 if stacked else 0), torch.as_tensor(weights)
     targets = (batch["labels"], batch["iit_labels"], batch["labels"])
+    chunks = logits.split(batch["base"].shape[axis], dim=axis)
     out: dict[str, Tensor] = {}
     total = 0.0
-    for i, (part, target) in enumerate(zip(PARTS, targets, strict=True)):
-        chunk = logits[:, i * b : (i + 1) * b]
-        loss = _masked_ce(chunk, target)
+    for i, (part, target, chunk) in enumerate(zip(PARTS, targets, chunks, strict=True)):
+        loss = F.masked_cross_entropy(chunk, target, stacked)
         out[f"loss_{part}"] = loss
         out[f"preds_{part}"] = chunk.argmax(-1)
-        total = total + weights[:, i] * loss
+        total = total + weights[..., i] * loss
     out["loss"] = total
     return out
 

@@ -47,17 +47,9 @@ from interpeq.models import (
 from interpeq.tasks import IGNORE_INDEX
 from interpeq.training.config import TrainConfig, resolve_task
 from interpeq.training.datamodule import as_correspondence, as_model_config, as_train_config
-from interpeq.training.fused import component_masks, fused_siit_step
+from interpeq.training.fused import PARTS, component_masks, fused_siit_step, part_losses
 
-PARTS = ("behaviour", "iit", "strict")
 METRICS = ("acc", "iia", "strict_acc")
-
-
-def masked_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy over positions whose label is not ``-100`` (vmap-friendly)."""
-    valid = labels != IGNORE_INDEX
-    logp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
-    return -(logp * valid).sum() / valid.sum().clamp(min=1)
 
 
 def siit_forward(
@@ -80,24 +72,13 @@ def siit_forward(
 
     with torch.no_grad(), net.hooks([(name, save) for name in required_hooks(components)]):
         run(batch["source"])
-    b = batch["base"].shape[0]
     select = torch.cat(
         [torch.zeros_like(batch["iit_select"]), batch["iit_select"], batch["strict_select"]]
     )
     tripled = {k: torch.cat([v, v, v]) for k, v in cache.items()}
     with net.hooks(patch_hooks(tripled, components, select)):
         logits = run(torch.cat([batch["base"]] * 3))
-    targets = (batch["labels"], batch["iit_labels"], batch["labels"])
-    out: dict[str, Tensor] = {}
-    total = 0.0
-    for i, (part, target) in enumerate(zip(PARTS, targets, strict=True)):
-        chunk = logits[i * b : (i + 1) * b]
-        loss = masked_cross_entropy(chunk, target)
-        out[f"loss_{part}"] = loss
-        out[f"preds_{part}"] = chunk.argmax(-1)
-        total = total + weights[i] * loss
-    out["loss"] = total
-    return out
+    return part_losses(logits, batch, weights)
 
 
 def accuracies(

@@ -37,16 +37,15 @@ from interpeq.models import HookedTransformer, HookedTransformerConfig
 from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITSampler, _Stream, check_world, shard_batch
-from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for
-from interpeq.training.fused import CompiledStep, component_masks, fused_siit_step, member_hits
-from interpeq.training.siit import (
-    METRICS,
+from interpeq.training.fit import FitResult, evaluate, load_checkpoint, trainer_for, training_device
+from interpeq.training.fused import (
     PARTS,
-    SIITModule,
-    TrainClock,
-    _thresholds_met,
-    siit_forward,
+    CompiledStep,
+    component_masks,
+    fused_siit_step,
+    member_hits,
 )
+from interpeq.training.siit import METRICS, SIITModule, TrainClock, _thresholds_met, siit_forward
 
 Member = tuple  # (task, correspondence, train) or (task, correspondence, train, model_config)
 
@@ -402,12 +401,10 @@ def fit_stacked(
     """Train ``members`` (each ``(task, correspondence, train[, model_config])``) stacked.
 
     Without its own model config, member ``m`` is initialised from
-    ``model.replace(seed=train.seed)``. The stacked run checkpoints into
-    ``ckpt_dir/stacked`` (and resumes from its ``last.ckpt``); each member's final
-    weights are written as a ``fit_member``-style ``last.ckpt`` into
-    ``member_dirs[m]`` (default ``ckpt_dir/member<m>``). Returns one
-    :class:`FitResult` per member, with ordinary ``HookedTransformer`` models.
-    ``compile_mode`` compiles the fused step (``None``: eager).
+    ``model.replace(seed=train.seed)``. Checkpoints (and resumes) in ``ckpt_dir/stacked``;
+    each member's final weights go to ``member_dirs[m]/last.ckpt`` (default
+    ``ckpt_dir/member<m>``), its held-out metrics are measured on the training device.
+    One :class:`FitResult` per member; ``compile_mode`` compiles the fused step.
     """
     if any(m[2].pretrain_steps for m in members):  # the zoo trains these alone
         raise ValueError("pretrain_steps needs a member trained alone (fit_member), not stacked")
@@ -438,12 +435,15 @@ def fit_stacked(
         steps = trainer.global_step
     results = []
     module = module.cpu()
+    device = training_device(trainer_kwargs)
     for m, net in enumerate(module.unstack()):
         if rank_zero_only.rank == 0:  # DDP: one writer (every rank has these weights)
             dirs[m].mkdir(parents=True, exist_ok=True)
             torch.save(member_checkpoint(module, m, steps, stopped=True), dirs[m] / "last.ckpt")
-        net = net.cpu().eval()
-        metrics = evaluate(net, module.tasks[m], module.corrs[m], module.trains[m])
+        metrics = evaluate(
+            net.eval().to(device), module.tasks[m], module.corrs[m], module.trains[m]
+        )
+        net = net.cpu()
         metrics.update(steps=float(steps), seconds=float(module.train_seconds))
         results.append(FitResult(model=net, metrics=metrics))
     return results
