@@ -273,3 +273,30 @@ def test_link_checker_sees_relative_links(tmp_path):
         "```\n[e](inside/code.md)\n```\n"
     )
     assert relative_links(page) == ["docs/x.md", "fig.png"]
+
+
+# the math of the forward pass and the loss, as written in interpeq.models.functional
+FORWARD_PASS_MATH = {
+    "layer norm": re.compile(r"pow\(2\)\.mean\(-1"),
+    "attention scores": re.compile(r"hqk|@ k\.transpose|k\.transpose\(-1, -2\)"),
+    "masked cross-entropy": re.compile(r"log_softmax\(-1\)\.gather"),
+    "activation table": re.compile(r"approximate=\"tanh\""),
+}
+
+
+def forward_pass_copies(paths: dict[str, Path]) -> dict[str, list[str]]:
+    return {
+        name: [m for m, p in paths.items() if pattern.search(p.read_text())]
+        for name, pattern in FORWARD_PASS_MATH.items()
+    }
+
+
+def test_forward_pass_is_written_once():
+    found = forward_pass_copies(modules())
+    assert found == {name: ["interpeq.models.functional"] for name in FORWARD_PASS_MATH}
+
+
+def test_forward_pass_check_sees_a_copy(tmp_path):
+    copy = tmp_path / "copy.py"
+    copy.write_text("def ln(x):\n    return x / (x.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()\n")
+    assert forward_pass_copies({"copy": copy})["layer norm"] == ["copy"]
