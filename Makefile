@@ -47,6 +47,6 @@ test-tl: $(TL_STAMP)
 demo: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/interpeq demo
 
-# The paper's toy result at CPU scale (configs/experiments/toy_cpu.yaml); resumable.
+# The paper's toy result at CPU scale (configs/experiment/toy_cpu.yaml); resumable.
 reproduce: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/interpeq reproduce toy --scale cpu

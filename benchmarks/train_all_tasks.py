@@ -7,8 +7,8 @@
 Must show: acc >= 0.95, IIA >= 0.90, strict acc >= 0.90 (token-level, held-out) for
 every task; >= 0.90 end-to-end accuracy for every composed algorithm, feeding stage
 k's argmax predictions (BOS prepended) to stage k+1. Per-task overrides of the model
-or training config are read from ``configs/task/<task>.yaml`` (``model.model`` /
-``model.siit``). Checkpoints go to ``--root`` and runs resume; rows are appended to
+or training config are read from ``configs/task/<task>.yaml`` (its ``model`` /
+``train`` sections, as in a zoo YAML). Checkpoints go to ``--root`` and runs resume; rows are appended to
 the markdown table as they finish.
 """
 
@@ -37,9 +37,9 @@ def configs_for(task: str, base_model: HookedTransformerConfig, base_train: Trai
     path = ROOT / "configs" / "task" / f"{name}.yaml"
     model, train = base_model, base_train
     if path.exists():
-        data = (yaml.safe_load(path.read_text()) or {}).get("model", {})
+        data = yaml.safe_load(path.read_text()) or {}
         model = model.replace(**(data.get("model") or {}))
-        train = train.replace(**(data.get("siit") or {}))
+        train = train.replace(**(data.get("train") or {}))
     return model, train
 
 

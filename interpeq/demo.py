@@ -30,7 +30,7 @@ from interpeq.equivalence.nulls import MIN_MEMBERS
 from interpeq.resources import config_path
 
 DEFAULT_ZOO = config_path("zoo", "demo.yaml")
-DEFAULT_TRACKING = config_path("callbacks", "demo.yaml")
+DEFAULT_TRACKING = config_path("tracking", "demo.yaml")
 
 
 def load_tracking(path: str | Path | None) -> dict[str, dict[str, Any]]:

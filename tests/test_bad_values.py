@@ -34,4 +34,4 @@ def test_fit_names_the_key_that_sets_a_linked_trainer_option(capsys):
     example = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "fit_example.yaml"
     assert main(["fit", "--config", str(example), "--trainer.max_steps", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "trainer.max_steps: set by the training config: pass --model.siit.max_steps" in err[0]
+    assert "trainer.max_steps: set by the training config: pass --train.max_steps" in err[0]

@@ -37,15 +37,15 @@ def short(err: str) -> list[str]:
 
 
 def test_fit_mistyped_task_is_one_line_naming_the_key_and_the_valid_tasks(capsys):
-    assert main([*FIT, "--model.task", "sort_ascnding"]) == 2
+    assert main([*FIT, "--task", "sort_ascnding"]) == 2
     err = capsys.readouterr().err
     first = short(err)[0]
-    assert first.startswith("interpeq fit: error: model.task: unknown task 'sort_ascnding'")
+    assert first.startswith("interpeq fit: error: task: unknown task 'sort_ascnding'")
     assert "sort_ascending" in first and "algorithm_1" in first  # the fix: what is valid
     assert "args parameter" not in err and "usage:" not in err
     assert "--debug" in err
 
-    assert main(["--debug", *FIT, "--model.task", "sort_ascnding"]) == 2
+    assert main(["--debug", *FIT, "--task", "sort_ascnding"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "resolve_task" in err
 
@@ -73,9 +73,10 @@ def test_fit_bad_callback_value_names_the_key_and_the_root_cause(tmp_path, capsy
 
 
 def test_fit_parse_errors_are_one_line_and_help_says_interpeq_fit(capsys):
-    assert main([*FIT, "--model.siit.lr", "abc"]) == 2
+    assert main([*FIT, "--train.lr", "abc"]) == 2
     line = short(capsys.readouterr().err)[0]
-    assert "model.siit.lr" in line and "abc" in line and "interpeq fit --help" in line
+    assert "train.lr" in line and "abc" in line and "interpeq fit --help" in line
+    assert "siit" not in line
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "--help"])
     assert exit_.value.code == 0

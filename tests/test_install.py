@@ -31,7 +31,7 @@ def installed(tmp_path_factory) -> Path:
 def test_wheel_layout(installed):
     assert (installed / "interpeq" / "callbacks" / "tracker.py").is_file()
     assert (installed / "interpeq" / "configs" / "zoo" / "demo.yaml").is_file()
-    assert (installed / "interpeq" / "configs" / "experiments" / "toy_cpu.yaml").is_file()
+    assert (installed / "interpeq" / "configs" / "experiment" / "toy_cpu.yaml").is_file()
     assert not (installed / "callbacks").exists()
     assert not (installed / "configs").exists()
 

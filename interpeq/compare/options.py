@@ -180,3 +180,24 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
         extra = {k: f.metadata[k] for k in ("choices", "metavar") if k in f.metadata}
         default = f" (default {f.default})" if "choices" not in extra else ""
         parser.add_argument(flag, type=kind, default=f.default, help=help_text + default, **extra)
+
+
+def defaults_yaml() -> str:
+    """``configs/compare/default.yaml``: the ``compare:`` section with every option at its
+    default and its help as a comment (generated here, so the file cannot drift)."""
+    import textwrap
+
+    import yaml
+
+    lines = [
+        "# Every comparison option at its default: the compare: section of a zoo or experiment",
+        "# YAML, the interpeq compare flags (--n-probes, ...). Generated from",
+        "# interpeq.compare.options.CompareOptions (defaults_yaml); do not edit by hand.",
+        "compare:",
+    ]
+    for f in fields(CompareOptions):
+        lines += ["  # " + t for t in textwrap.wrap(f.metadata["help"], 86)]
+        lines.append(
+            f"  {f.name}: {yaml.safe_dump(f.default, default_flow_style=True).split(chr(10))[0]}"
+        )
+    return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ def parser() -> argparse.ArgumentParser:
         description="IOI circuits of pretrained LMs (GPT-2, Pythia) and their pairwise "
         "interpretive equivalence -> <root>/ioi/report/ (docs/lm.md).",
     )
-    p.add_argument("--config", help="an IOI YAML (default configs/experiments/ioi.yaml)")
+    p.add_argument("--config", help="an IOI YAML (default configs/experiment/ioi.yaml)")
     p.add_argument(
         "--models",
         help="comma-separated hub names or local folders (family=path to set the family), "

@@ -1,4 +1,4 @@
-"""The IOI study's config (``configs/experiments/ioi.yaml``) and its model list.
+"""The IOI study's config (``configs/experiment/ioi.yaml``) and its model list.
 
 A model entry is a hub name (``gpt2``, ``gpt2-medium``, ``pythia-160m`` -- short Pythia
 names mean ``EleutherAI/pythia-*``), a local folder written by ``save_pretrained``, or
@@ -25,8 +25,8 @@ HUB_ALIASES = {"gpt2-small": "gpt2"}
 
 
 def default_config() -> Path:
-    """``configs/experiments/ioi.yaml``, the packaged config (:mod:`interpeq.resources`)."""
-    return config_path("experiments", "ioi.yaml")
+    """``configs/experiment/ioi.yaml``, the packaged config (:mod:`interpeq.resources`)."""
+    return config_path("experiment", "ioi.yaml")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class CircuitRule:
 
 @dataclass
 class IOIConfig:
-    """Everything ``interpeq reproduce ioi`` needs; see ``configs/experiments/ioi.yaml``."""
+    """Everything ``interpeq reproduce ioi`` needs; see ``configs/experiment/ioi.yaml``."""
 
     models: list[str] = field(
         default_factory=lambda: ["gpt2", "gpt2-medium", "pythia-160m", "pythia-410m"]

@@ -2,7 +2,7 @@
 
 ``interpeq reproduce toy --scale cpu|paper`` (:mod:`interpeq.reproduce.toy`),
 ``interpeq reproduce matched`` and ``interpeq reproduce settings``
-(:mod:`interpeq.reproduce.studies`). Configs live in ``configs/experiments/``;
+(:mod:`interpeq.reproduce.studies`). Configs live in ``configs/experiment/``;
 zoos train resumably into ``checkpoints/<zoo>/`` and reports go to
 ``checkpoints/<zoo>/report/``.
 """

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--config",
-        help="an experiment YAML instead of configs/experiments/<experiment>_<scale>.yaml",
+        help="an experiment YAML instead of configs/experiment/<experiment>_<scale>.yaml",
     )
     parser.add_argument(
         "--root", default="checkpoints", help="zoo root folder (default: checkpoints)"

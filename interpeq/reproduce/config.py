@@ -1,4 +1,4 @@
-"""Experiment configs (``configs/experiments/<experiment>_<scale>.yaml``).
+"""Experiment configs (``configs/experiment/<experiment>_<scale>.yaml``).
 
 An experiment config is a zoo spec (``zoo:``, exactly what ``interpeq zoo`` reads), the
 comparison settings (``compare:``) and, for the toy, the paper's numbers to report
@@ -18,7 +18,7 @@ from interpeq.compare.options import OPTION_DEFAULTS, CompareOptions
 from interpeq.resources import config_path
 from interpeq.zoo import ZooSpec
 
-EXPERIMENTS_DIR = config_path("experiments")
+EXPERIMENTS_DIR = config_path("experiment")
 EXPERIMENTS = ("toy", "matched", "settings")
 SCALES = ("cpu", "paper")
 TOP_KEYS = {"experiment", "zoo", "compare", "paper"}
@@ -140,7 +140,7 @@ class ExperimentConfig:
 
 
 def experiment_path(experiment: str, scale: str) -> Path:
-    """``configs/experiments/<experiment>_<scale>.yaml``, checked to exist."""
+    """``configs/experiment/<experiment>_<scale>.yaml``, checked to exist."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose one of {list(EXPERIMENTS)}")
     if scale not in SCALES:

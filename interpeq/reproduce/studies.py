@@ -1,12 +1,12 @@
 """Two studies the paper did not run: ``interpeq reproduce matched`` and ``... settings``.
 
-**Behaviour-matched** (``configs/experiments/matched_<scale>.yaml``): for each pair of
+**Behaviour-matched** (``configs/experiment/matched_<scale>.yaml``): for each pair of
 interpretations with identical behaviour and different mechanisms
 (:func:`interpeq.tasks.list_matched_pairs`), a zoo of both; does congruity tell the
 mechanisms apart when behaviour cannot? Reported per matched pair: mean congruity
 within each interpretation and across the two, with bootstrap CIs and rejection rates.
 
-**Settings** (``configs/experiments/settings_<scale>.yaml``): the same interpretations
+**Settings** (``configs/experiment/settings_<scale>.yaml``): the same interpretations
 trained under the four zoo settings (D seed only, A architecture, C correspondence,
 B both); how much does varying architecture or correspondence lower
 within-interpretation congruity? Reported per task and setting: mean congruity over

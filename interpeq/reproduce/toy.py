@@ -1,7 +1,7 @@
 """``interpeq reproduce toy``: the paper's toy result (docs/method.md section 10) with one command.
 
 1. Train (or reuse, resumably) the zoo: every stage of the six composed algorithms,
-   under the config's seeds and settings (``configs/experiments/toy_<scale>.yaml``).
+   under the config's seeds and settings (``configs/experiment/toy_<scale>.yaml``).
 2. Assemble implementations of each algorithm as chains of stage models (one chain per
    algorithm, setting and seed) and measure their end-to-end accuracy on fresh inputs.
 3. Compare every pair of chains (``interpeq compare`` with ``units="chains"``), once per

@@ -2,12 +2,15 @@
 
     interpeq fit --config configs/trainer/fit_example.yaml
     interpeq fit --config configs/trainer/cpu.yaml --config configs/model/default.yaml \\
-                 --config configs/task/sort_ascending.yaml --model.siit.lr 1e-3
+                 --config configs/train/default.yaml --config configs/task/sort_ascending.yaml \\
+                 --train.lr 1e-3
     interpeq fit --config configs/trainer/fit_example.yaml --print_config
 
-The datamodule takes ``task`` / ``model`` / ``siit`` / ``correspondence`` from
-``model.*`` (leave ``data.*`` unset), and ``model.siit.max_steps`` / ``val_every``
-are linked to the trainer, so each is set in one place. ``--ckpt_path last`` resumes. At the end the
+Configs and flags use the zoo YAML's groups: ``task``, ``model`` (architecture),
+``train`` (training), ``correspondence`` and Lightning's ``trainer``
+(:mod:`interpeq.training.fit_config` maps them onto the CLI's ``model.*`` arguments;
+``--print_config`` shows that layout). ``train.max_steps`` / ``val_every`` are linked to
+the trainer, so each is set in one place. ``--ckpt_path last`` resumes. At the end the
 weights go to ``<trainer.default_root_dir>/model.safetensors`` and the held-out
 metrics are printed as JSON.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -39,10 +43,11 @@ from lightning.pytorch.cli import LightningCLI
 from interpeq.training.config import resolve_task
 from interpeq.training.datamodule import SIITDataModule
 from interpeq.training.fit import evaluate, load_checkpoint
+from interpeq.training.fit_config import to_lightning_args, user_key
 from interpeq.training.io import save_model
 from interpeq.training.siit import SIITModule, ThresholdStopping
 
-# trainer keys linked from the SIIT training config (model.siit.<key>)
+# trainer keys linked from the training config (train.<key>, the CLI's model.siit.<key>)
 LINKED = {"max_steps": "max_steps", "val_check_interval": "val_every"}
 
 
@@ -67,7 +72,7 @@ class SIITCLI(LightningCLI):
         try:
             resolve_task(task)
         except ValueError as err:
-            raise FitConfigError("model.task", str(err)) from err
+            raise FitConfigError("task", str(err)) from err
 
     def instantiate_classes(self) -> None:
         try:
@@ -80,7 +85,7 @@ class FitConfigError(ValueError):
     """A bad value in ``interpeq fit``'s config: ``key`` and the cause."""
 
     def __init__(self, key: str | None, cause: str) -> None:
-        self.key = key
+        self.key = key = user_key(key)
         super().__init__(f"{key}: {cause}" if key else cause)
 
 
@@ -154,6 +159,10 @@ def _check_resume(ckpt_path: str | None, root: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = to_lightning_args(sys.argv[1:] if argv is None else list(argv))
+    except ValueError as err:  # a config file the zoo vocabulary cannot read
+        raise FitConfigError(None, str(err)) from err
+    try:
         with warnings.catch_warnings():
             # we pass args on purpose: interpeq's own argv after "fit"
             warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter")
@@ -177,21 +186,23 @@ def main(argv: list[str] | None = None) -> int:
             key = LINKED.get(linked.group(1), "max_steps")
             raise FitConfigError(
                 f"trainer.{linked.group(1)}",
-                f"set by the training config: pass --model.siit.{key} instead "
+                f"set by the training config: pass --train.{key} instead "
                 "(options: interpeq fit --help)",
             ) from err
         key = re.search(r'(?:Parser key|[Kk]ey) "([^"]+)"', str(err))
         cause = root_cause(str(err))
         key = key.group(1) if key and key.group(1) not in cause else None
         raise FitConfigError(key, f"{cause} (options: interpeq fit --help)") from err
+
     trainer, module = cli.trainer, cli.model
     ckpt_path = cli.config.get("ckpt_path")
     _check_resume(ckpt_path, trainer.default_root_dir)
     trainer.fit(module, datamodule=cli.datamodule, ckpt_path=ckpt_path)
     out = Path(trainer.default_root_dir) / "model.safetensors"
     if trainer.is_global_zero:
-        save_model(module.net.cpu(), out)
-        metrics = evaluate(module.net, module.hparams["task"], module.corr, module.train_cfg)
+        net = module.net.to(trainer.strategy.root_device)  # evaluated where it trained
+        metrics = evaluate(net, module.hparams["task"], module.corr, module.train_cfg)
+        save_model(net.cpu(), out)
         metrics["steps"] = trainer.global_step
         print(json.dumps({"weights": str(out), "metrics": metrics}, indent=1))
     return 0

@@ -81,7 +81,7 @@ def test_without_weights_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys)
 
 
 def test_config_and_model_specs(tmp_path):
-    cfg = IOIConfig.from_yaml()  # configs/experiments/ioi.yaml
+    cfg = IOIConfig.from_yaml()  # configs/experiment/ioi.yaml
     assert cfg.models == ["gpt2", "gpt2-medium", "pythia-160m", "pythia-410m"]
     specs = cfg.model_specs()
     assert [s.source for s in specs] == [

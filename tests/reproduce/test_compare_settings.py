@@ -19,5 +19,5 @@ def test_shipped_experiments_lead_with_the_calibrated_null(name):
 
     from interpeq.resources import config_path
 
-    data = yaml.safe_load(open(config_path("experiments", f"{name}.yaml")))
+    data = yaml.safe_load(open(config_path("experiment", f"{name}.yaml")))
     assert data["compare"]["impls"][0] == "auto"
