@@ -34,12 +34,13 @@ nothing changes (same seed, same numbers as before this was added).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from interpeq.models import HookedTransformerConfig
 from interpeq.seeds import generator
@@ -97,29 +98,69 @@ class SIITSampler:
     def batch(
         self, n: int, gen: torch.Generator, var_idx: Tensor | None = None
     ) -> dict[str, Tensor]:
+        return label_batches([self], [self.draw(n, gen, var_idx)])[0]
+
+    def draw(
+        self, n: int, gen: torch.Generator, var_idx: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """The random part of a batch (base and source rows, the variable drawn per row,
+        the strict-mode components); :func:`label_batches` adds what follows from them."""
         base, source = self.task.sample_pairs(n, gen)
-        labels = self.task.task.labels(base)
         if var_idx is None:
             var_idx = torch.randint(len(self.variables), (n,), generator=gen)
-        cfs = torch.stack([self.counterfactual(base, source, v) for v in self.variables])
-        return {
-            "base": base,
-            "source": source,
-            "labels": labels,
-            "iit_var": var_idx,
-            "iit_select": self.var_masks[var_idx],
-            "iit_labels": cfs[var_idx, torch.arange(n)],
-            "strict_select": self.strict_select(n, gen),
-        }
+        return {"base": base, "source": source, "iit_var": var_idx,
+                "strict_select": self.strict_select(n, gen)}  # fmt: skip
+
+    def draw_train(self, step: int, rank: int = 0) -> dict[str, Tensor]:
+        return self.draw(self.train.batch_size, generator(self.train.seed, "train", rank, step))
 
     def train_batch(self, step: int, rank: int = 0) -> dict[str, Tensor]:
-        return self.batch(self.train.batch_size, generator(self.train.seed, "train", rank, step))
+        return label_batches([self], [self.draw_train(step, rank)])[0]
 
     def fixed_set(self, n: int, stream: str) -> list[dict[str, Tensor]]:
         """A held-out set of ``n`` rows in batches of at most ``4 * batch_size``."""
         gen = generator(self.train.seed, stream)
         size = 4 * self.train.batch_size
         return [self.batch(min(size, n - i), gen) for i in range(0, n, size)]
+
+
+def label_batches(
+    samplers: list[SIITSampler], drawn: list[dict[str, Tensor]]
+) -> list[dict[str, Tensor]]:
+    """Complete drawn batches (:meth:`SIITSampler.draw`) with ``labels``, ``iit_select``
+    and ``iit_labels``. The interpretation runs once per task on the rows of every
+    sampler of that task together (it is row-wise, so each batch gets exactly what it
+    would alone): in a stack, labelling costs per task, not per member."""
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(samplers):
+        groups.setdefault((s.task.name, tuple(s.variables)), []).append(i)
+    out: list[dict[str, Tensor]] = [{} for _ in samplers]
+    for members in groups.values():
+        first = samplers[members[0]]
+        base = torch.cat([drawn[i]["base"] for i in members])
+        source = torch.cat([drawn[i]["source"] for i in members])
+        labels = first.task.task.labels(base)
+        cfs = torch.stack([first.counterfactual(base, source, v) for v in first.variables])
+        start = 0
+        for i in members:
+            d, n = drawn[i], drawn[i]["base"].shape[0]
+            rows = torch.arange(start, start + n)
+            out[i] = {**d, "labels": labels[rows], "iit_select": samplers[i].var_masks[d["iit_var"]],
+                      "iit_labels": cfs[d["iit_var"], rows]}  # fmt: skip
+            start += n
+    return out
+
+
+WORKER_FROM = 8  # members from which a stack draws its batches in a worker process
+
+
+def data_workers(n_members: int, world: int = 1) -> int:
+    """Worker processes drawing a stack's batches: one per :data:`WORKER_FROM` members,
+    at most 8 and half of this process's share of the CPU cores (at least one)."""
+    if n_members < WORKER_FROM:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(n_members // WORKER_FROM, 8, (cores or 2) // (2 * world)))
 
 
 def shard_batch(batch: dict[str, Tensor], rank: int, world: int) -> dict[str, Tensor]:
@@ -159,10 +200,15 @@ class _Stream(IterableDataset):
         self.owner = owner
 
     def __iter__(self):
-        step = self.owner.start_step
+        """Steps from the owner's ``start_step``; with ``k`` DataLoader workers, worker
+        ``w`` draws steps ``w, w + k, ...``, which the loader returns in turn (in order)."""
+        info = get_worker_info()
+        step, stride = self.owner.start_step, 1
+        if info is not None:
+            step, stride = step + info.id, info.num_workers
         while True:
             yield self.owner.train_batch(step)
-            step += 1
+            step += stride
 
 
 def as_correspondence(

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from torchmetrics import Metric
 
 from interpeq.models import HookedTransformer, HookedTransformerConfig
+from interpeq.training import datamodule as data
 from interpeq.training.config import resolve_task
 from interpeq.training.correspondence import Correspondence
 from interpeq.training.datamodule import SIITSampler, _Stream, check_world, shard_batch
@@ -317,23 +318,23 @@ class StackedSIITModule(TrainClock, L.LightningModule):
         (:func:`~interpeq.training.datamodule.shard_batch`), as ``fit_member`` shards."""
         t = self._trainer
         rank, world = (t.global_rank, t.world_size) if t is not None else (0, 1)
-        return _stack([shard_batch(s.train_batch(step), rank, world) for s in self.samplers])
+        drawn = [s.draw_train(step) for s in self.samplers]
+        batches = data.label_batches(self.samplers, drawn)  # once per task, not per member
+        return _stack([shard_batch(b, rank, world) for b in batches])
 
     def train_dataloader(self) -> DataLoader:
-        """Stacks of :data:`WORKER_FROM` or more members draw their batches in a worker
-        process: drawing is per-member Python on CPU generators (~0.5-1 ms a member; the
-        task code and the seeded streams ``fit_member`` shares are CPU-bound, so they
-        cannot move to the GPU without changing every stream); in the training thread
-        it would cap a GPU's step rate. One worker draws the same batches in order."""
-        check_world(self.train_cfg, self.trainer.world_size)
-        workers = 1 if self.n_members >= WORKER_FROM else 0
+        """A stack of ``data.WORKER_FROM`` or more members draws its batches in worker
+        processes (:func:`~interpeq.training.datamodule.data_workers`): drawing is Python
+        on CPU generators, in the training thread it would cap a GPU's step rate. Workers
+        take steps in turn: the same batches in the same order as without them."""
+        world = self.trainer.world_size
+        check_world(self.train_cfg, world)
+        workers = data.data_workers(self.n_members, world)
         return DataLoader(
-            _Stream(self),
-            batch_size=None,
-            num_workers=workers,
+            _Stream(self), batch_size=None, num_workers=workers,
             prefetch_factor=4 if workers else None,
             pin_memory=workers > 0 and self.device.type == "cuda",
-        )
+        )  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
         sets = [s.fixed_set(s.train.val_size, "val") for s in self.samplers]
@@ -348,9 +349,6 @@ class StackedSIITModule(TrainClock, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self.start_step = int(checkpoint.get("interpeq_data_step", 0))
-
-
-WORKER_FROM = 8  # members from which a stack draws its batches in a worker process
 
 
 def _stack(batches: list[dict[str, Tensor]]) -> dict[str, Tensor]:
