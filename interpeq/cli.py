@@ -28,6 +28,7 @@ import argparse
 import importlib
 import logging
 import os
+import statistics
 import sys
 import traceback
 
@@ -125,6 +126,11 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 600 else text[:597] + "..."
 
 
+#: ValueError subclasses raised by the standard library on our own data (a median of
+#: nothing): bugs, whatever their base class says
+_BUG_ERRORS: tuple[type[BaseException], ...] = (statistics.StatisticsError,)
+
+
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """What a user's input, files or disk can cause (bad config, missing or damaged
     files); everything else is a bug and keeps its traceback."""
@@ -171,20 +177,28 @@ def run_command(command: str, func, argv: list[str], debug: bool) -> int:
             return exit_code_for(signum)
         raise
     except _expected_errors() as err:
+        if isinstance(err, _BUG_ERRORS):  # ValueErrors that no input explains
+            return _internal_error(prefix)
         if debug:
             traceback.print_exc()
         print(f"{prefix}: error: {_one_line(err)}", file=sys.stderr)
         if not debug:
             print("  (rerun with --debug for the traceback)", file=sys.stderr)
         return 2
-    except Exception as err:
-        traceback.print_exc()
-        print(
-            f"{prefix}: internal error ({type(err).__name__}), a bug in interpeq: "
-            "please report it with the traceback above",
-            file=sys.stderr,
-        )
-        return 1
+    except Exception:
+        return _internal_error(prefix)
+
+
+def _internal_error(prefix: str) -> int:
+    """A bug: the traceback, then one line saying so (exit 1)."""
+    err = sys.exc_info()[1]
+    traceback.print_exc()
+    print(
+        f"{prefix}: internal error ({type(err).__name__}), a bug in interpeq: "
+        "please report it with the traceback above",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:

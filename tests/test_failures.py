@@ -209,3 +209,22 @@ def test_group_table_aligns_long_group_names():
     longest = len("  algorithm_1/stage0 ~ algorithm_6/stage2_long_name")
     second_column = len(header) - len(header[len("  group pair") :].lstrip())
     assert second_column > longest  # the header's columns start after the longest name
+
+
+def test_a_standard_library_value_error_on_our_data_is_a_bug_not_a_user_error(capsys):
+    import statistics
+
+    from interpeq.cli import run_command
+
+    def broken(argv):
+        return statistics.median([])
+
+    def bad_value(argv):
+        raise ValueError("compare.m must be an int >= 1, got 0")
+
+    assert run_command("reproduce", broken, [], debug=False) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error (StatisticsError), a bug in interpeq" in err
+    assert run_command("reproduce", bad_value, [], debug=False) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interpeq reproduce: error: compare.m must be") and "Traceback" not in err

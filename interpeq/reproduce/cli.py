@@ -48,22 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
-    try:
-        cfg = ExperimentConfig.from_yaml(
-            args.config or experiment_path(args.experiment, args.scale)
-        )
-        if cfg.experiment != args.experiment:
-            raise ValueError(
-                f"{cfg.path} is a {cfg.experiment!r} experiment, not {args.experiment!r}"
-            )
-        if cfg.experiment == "toy":
-            from interpeq.reproduce.toy import run_toy as run
-        else:
-            from interpeq.reproduce.studies import run_study as run
-        summary = run(cfg, args.root, logger=args.logger, progress=not args.no_progress)
-    except ValueError as err:
-        print(f"interpeq reproduce: error: {err}", file=sys.stderr)
-        return 2
+    cfg = ExperimentConfig.from_yaml(args.config or experiment_path(args.experiment, args.scale))
+    if cfg.experiment != args.experiment:
+        raise ValueError(f"{cfg.path} is a {cfg.experiment!r} experiment, not {args.experiment!r}")
+    if cfg.experiment == "toy":
+        from interpeq.reproduce.toy import run_toy as run
+    else:
+        from interpeq.reproduce.studies import run_study as run
+    # a bad value is one line at the interpeq boundary (interpeq.cli; --debug: traceback)
+    summary = run(cfg, args.root, logger=args.logger, progress=not args.no_progress)
     print("\n".join(summary_lines(summary)))
     report = f"{args.root}/{cfg.zoo.name}/report"
     print(f"\nreport: {report}/ (report.md, summary.json, matrices, members.csv)")

@@ -61,10 +61,8 @@ def null_widths(rows: Sequence[dict[str, Any]], alpha: float) -> dict[str, Any]:
     ``d_b_impls``, the draws the test ranked) and median pair distance ``d_ab``; the
     decisions, and whether the pair could have been rejected at all."""
     d_ab = [float(r["d_ab"]) for r in rows]
-    side = {
-        k: median(float(x) for r in rows for x in r[f"d_{k}_impls"]) if rows else None
-        for k in ("a", "b")
-    }
+    draws = {k: [float(x) for r in rows for x in r[f"d_{k}_impls"]] for k in ("a", "b")}
+    side = {k: median(v) if v else None for k, v in draws.items()}  # None: no null there
     min_p = min((float(r.get("min_p_value", 0.0)) for r in rows), default=None)
     decisions: dict[str, int] = {}
     for r in rows:
@@ -75,8 +73,8 @@ def null_widths(rows: Sequence[dict[str, Any]], alpha: float) -> dict[str, Any]:
         "pair_distance": pair,
         "null_a": side["a"],
         "null_b": side["b"],
-        "null_over_pair_a": side["a"] / pair if pair else None,
-        "null_over_pair_b": side["b"] / pair if pair else None,
+        "null_over_pair_a": side["a"] / pair if pair and side["a"] is not None else None,
+        "null_over_pair_b": side["b"] / pair if pair and side["b"] is not None else None,
         "decisions": decisions,
         "min_p_value": min_p,
         "undecidable": min_p is not None and min_p > alpha,
@@ -146,6 +144,12 @@ def _why(e: dict[str, Any], alpha: float) -> str:
             f"undecidable at this size (smallest attainable p {e['min_p_value']:.3f} > alpha {alpha})"
         )
     pair, na, nb = e["pair_distance"], e["null_a"], e["null_b"]
+    missing = [k for k, v in (("a", na), ("b", nb)) if v is None]
+    if missing:
+        parts.append(
+            f"no null on side {' or '.join(missing)} (a group of fewer than 4 converged "
+            "units has no calibrated null; only the other side can reject)"
+        )
     if pair is not None and na is not None and nb is not None and max(na, nb) >= pair:
         parts.append(
             f"wide null (median draw distance {na:.3f} / {nb:.3f} >= pair distance {pair:.3f})"

@@ -180,11 +180,15 @@ def _explanation_section(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {e['row']} vs {e['col']} | {d.get('rejected', 0)} / "
             f"{d.get('equivalent', 0) + d.get('identical', 0)} / {d.get('undecidable', 0)} "
-            f"| {(e['null_a'] or 0) / pair:.2f}, {(e['null_b'] or 0) / pair:.2f} "
+            f"| {_ratio(e['null_a'], pair)}, {_ratio(e['null_b'], pair)} "
             f"| {sims.get('full', float('nan')):.2f}, {sims.get('embedding', float('nan')):.2f} "
             f"| {e['why']} |"
         )
     return lines + [""]
+
+
+def _ratio(null: float | None, pair: float) -> str:
+    return "no null" if null is None else f"{null / pair:.2f}"
 
 
 def _chain_table(chains: list[dict]) -> list[str]:

@@ -58,3 +58,11 @@ def test_undecidable_pairs_are_named_and_shorter_chains_compare_shared_stages():
     assert "stage1" not in e["similarity"] and e["why"].startswith("undecidable at this size")
     with pytest.raises(ValueError, match="layout gives"):
         explain_pair(rows, [(a, b)], LAYOUT, LAYOUT[:1])
+
+
+def test_a_side_without_a_null_is_named_not_a_crash():
+    rows = [{**r, "d_a_impls": []} for r in _rows(0.5, 0.6, 0.02, "equivalent")]
+    w = null_widths(rows, alpha=0.05)
+    assert w["null_a"] is None and w["null_over_pair_a"] is None and w["null_b"] is not None
+    e = explain_pair(rows, [_pair(slice(0, 4), 0)], LAYOUT, LAYOUT)
+    assert "no null on side a (a group of fewer than 4 converged units" in e["why"]
