@@ -202,8 +202,7 @@ def compare_models(
 ) -> CompareResult:
     """Run the pairwise test over the manifest's models (module doc); the same files and
     decisions as :func:`interpeq.compare.compare_zoo`."""
-    from interpeq.compare.log import log_compare
-    from interpeq.compare.run import _add_reference, _compute, _layout, _result, _test
+    from interpeq.compare.run import compute_units, test_units, write_result
     from interpeq.devices import resolve_device
     from interpeq.equivalence.pairwise import OWN_DRAWS
 
@@ -214,36 +213,27 @@ def compare_models(
     check_vocab([(u.id, model) for u in small for model in u.models], tokens)
     drawn = 0 if options.impls == "training" else options.m
     dev = resolve_device("auto")
-    done = _compute(small, tokens, drawn, options.seed, None, progress,
-                    options.impls in OWN_DRAWS, dev, options.representation)  # fmt: skip
+    done = compute_units(small, tokens, drawn, options.seed, None, progress,
+                         options.impls in OWN_DRAWS, dev, options.representation)  # fmt: skip
     by_id = {u.id: u for u in done}
     computed = [by_id.get(u.id) or _lm_unit(u, tokens, drawn, options.seed) for u in m.units]
-    pairs, cols = _layout(len(computed), 0, False)
-    test = dict(alpha=options.alpha, seed=options.seed, one_sided=options.one_sided,
-                impls=options.impls, progress=progress)  # fmt: skip
-    results = _test(computed, pairs, None, dev, options.similarity, test)
-    if options.reference:
-        reading = {"representation": options.representation, "method": options.similarity}
-        if len(small) != len(m.units):
-            raise ValueError("--reference needs every model to be a small transformer")
-        _add_reference(m.units, computed, pairs, results, tokens.to(dev), options.m,
-                       options.seed, progress, reading)  # fmt: skip
+    if options.reference and len(small) != len(m.units):
+        raise ValueError("--reference needs every model to be a small transformer")
+    pairs, cols, results = test_units(
+        computed, (len(computed), 0, False), options.kwargs(), name=f"manifest {m.name!r}",
+        ray=None, dev=dev, progress=progress, reference=(m.units, tokens),
+    )  # fmt: skip
     settings = {"zoo": m.name, "against": None, "manifest": str(manifest)}
     settings |= {k: v for k, v in options.kwargs().items() if k != "include_unconverged"}
     settings["units"] = "members"
     out = Path(out_dir) if out_dir else Path(root) / m.name / "equivalence"
-    result = _result(SimpleNamespace(name=m.name), None, computed, (pairs, cols, len(computed)),
-                     results, settings, out)  # fmt: skip
-    if logger:
-        log_compare(logger, result)
-    return result
+    return write_result(computed, (pairs, cols, len(computed)), results, settings, out, logger)
 
 
 def _lm_unit(entry: LMEntry, tokens: torch.Tensor, m: int, seed: int):
     """A language model's unit on the probes: last-position residual states, and ``m``
     variants with its non-circuit heads patched from other probe rows (a seeded
     permutation of the rows as the source)."""
-    from types import SimpleNamespace
 
     from interpeq.equivalence.units import Unit
     from interpeq.lm.circuits import co_implementations

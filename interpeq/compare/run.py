@@ -108,20 +108,48 @@ def compare_zoo(
     ray = {"workers": workers, "address": address} if launcher == "ray" else None
     dev, drawn = resolve_device(device), 0 if impls == "training" else m
     own = impls in OWN_DRAWS
-    computed = _compute(every, tokens, drawn, seed, ray, progress, own, dev, representation)
-    pairs, col_index = _layout(len(rows_u), len(cols_u), zb is not None)
-    if not pairs:
-        raise ValueError(f"zoo {za.name!r} has a single unit: nothing to compare")
-    test = dict(alpha=alpha, seed=seed, one_sided=one_sided, impls=impls, progress=progress)
-    results = _test(computed, pairs, ray, dev, similarity, test)
-    if reference:
-        reading = {"representation": representation, "method": similarity}
-        _add_reference(every, computed, pairs, results, tokens.to(dev), m, seed, progress, reading)
+    computed = compute_units(every, tokens, drawn, seed, ray, progress, own, dev, representation)
+    shape = (len(rows_u), len(cols_u), zb is not None)
+    pairs, col_index, results = test_units(
+        computed, shape, opts, name=f"zoo {za.name!r}", ray=ray, dev=dev, progress=progress,
+        reference=(every, tokens),
+    )  # fmt: skip
     settings = {"zoo": za.name, "against": zb.name if zb is not None else None}
     settings |= {k: v for k, v in opts.items() if k != "include_unconverged"}
     settings["units"] = "chains" if any(len(u.models) > 1 for u in every) else "members"
     out = output_dir(za, zb, out_dir, {k: opts[k] for k in FOLDER_OPTIONS})
-    result = _result(za, zb, computed, (pairs, col_index, len(rows_u)), results, settings, out)
+    layout = (pairs, col_index, len(rows_u))
+    return write_result(computed, layout, results, settings, out, logger)
+
+
+def test_units(
+    computed: list, shape: tuple[int, int, bool], options: dict[str, Any], *, name: str,
+    ray: dict | None, dev: Any, progress: bool, reference: tuple[list, Any] | None = None,
+) -> tuple[list[tuple[int, int]], list[int], list[dict]]:  # fmt: skip
+    """The test step every comparison shares (zoos and manifests): lay out the pairs of
+    ``shape = (n_rows, n_cols, across)`` (all pairs within the rows; the rectangle across
+    two sets), test each, and with ``options["reference"]`` add the paper code's
+    statistic from ``reference = (units, probe tokens)``. Returns the pairs, the unit
+    index of each matrix column and one result row per pair."""
+    pairs, col_index = _layout(*shape)
+    if not pairs:
+        raise ValueError(f"{name} has a single unit: nothing to compare")
+    test = {k: options[k] for k in ("alpha", "seed", "one_sided", "impls")}
+    results = _test(
+        computed, pairs, ray, dev, options["similarity"], {**test, "progress": progress}
+    )
+    if options["reference"]:
+        units, tokens = reference
+        reading = {"representation": options["representation"], "method": options["similarity"]}
+        _add_reference(units, computed, pairs, results, tokens.to(dev), options["m"],
+                       options["seed"], progress, reading)  # fmt: skip
+    return pairs, col_index, results
+
+
+def write_result(computed, layout, results, settings: dict, out: Path, logger: Any = None):
+    """Summarise, group and write a comparison (module doc), log it to ``logger``, and
+    return it: the step every comparison shares after :func:`test_units`."""
+    result = _result(computed, layout, results, settings, out)
     if logger:
         log_compare(logger, result)
     return result
@@ -165,16 +193,19 @@ def _test(computed, pairs, ray, dev, similarity: str, test: dict[str, Any]) -> l
     return pairwise_congruity(computed, pairs, **test)
 
 
-def _result(za, zb, computed, layout, results, settings, out: Path) -> CompareResult:
+def _result(computed, layout, results, settings, out: Path) -> CompareResult:
     """Summarise, group and write the comparison (see the module doc)."""
     pairs, col_index, n_rows = layout
     impls, seed = settings["impls"], settings["seed"]
-    groups = group_pairs(results, ordered=zb is not None, seed=seed)
+    name, against = settings["zoo"], settings["against"]
+    groups = group_pairs(results, ordered=against is not None, seed=seed)
     summary = summarize(results, computed, settings)
     summary["null_spread"] = (
-        _narrow_nulls(computed, pairs, results, impls) if zb is None and impls in OWN_DRAWS else []
+        _narrow_nulls(computed, pairs, results, impls)
+        if against is None and impls in OWN_DRAWS
+        else []
     )
-    symmetric = zb is None
+    symmetric = against is None
     matrix = congruity_matrix(pairs, results, n_rows, col_index, symmetric=symmetric)
     pvalues = congruity_matrix(
         pairs, results, n_rows, col_index, symmetric=symmetric, key="p_value"
@@ -185,9 +216,9 @@ def _result(za, zb, computed, layout, results, settings, out: Path) -> CompareRe
         col_index,
         matrix,
         results_payload(summary, computed, results, groups),
-        title=f"congruity in zoo {za.name}" + (f" vs {zb.name}" if zb is not None else ""),
-        row_label=za.name,
-        col_label=zb.name if zb is not None else za.name,
+        title=f"congruity in zoo {name}" + (f" vs {against}" if against is not None else ""),
+        row_label=name,
+        col_label=against if against is not None else name,
         pvalues=pvalues,
         alpha=settings["alpha"],
     )
@@ -297,7 +328,7 @@ def _narrow_nulls(
     return spread
 
 
-def _compute(
+def compute_units(
     units: Sequence[ModelUnit],
     tokens: Any,
     m: int,
@@ -308,6 +339,9 @@ def _compute(
     device: Any,
     representation: str = "residual",
 ) -> list[Unit]:
+    """Each unit's representations on ``tokens`` and ``m`` seeded co-implementations
+    (with their distances to the unit when ``self_too``): in this process on ``device``,
+    or in blocks over Ray workers. The first step of every comparison."""
     if ray:
         return compute_units_blocks(
             units, tokens, m, seed, **ray, progress=progress, self_distances_too=self_too,
