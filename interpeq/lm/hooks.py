@@ -9,23 +9,27 @@ from __future__ import annotations
 import torch
 
 
+def patch_heads(z, patch, capture: bool, store: dict, layer: int):
+    """``z [B, T, H, d_head]`` with rows / heads replaced by ``patch = (mask [B or 1, H],
+    source [B, T, H, d_head])`` (``None``: unchanged), captured into ``store["attn",
+    layer]`` when ``capture``: the head patch every adapter's hook applies."""
+    if patch is not None:
+        mask, src = patch
+        sel = mask.to(z.device)[:, None, :, None]
+        z = torch.where(sel, src.to(device=z.device, dtype=z.dtype), z)
+    if capture:
+        store["attn", layer] = z.detach().clone()
+    return z
+
+
 def head_hook(h: int, dh: int, layer: int, patch, capture: bool, store: dict):
     """Pre-hook on the attention output projection: its input is the merged heads
-    ``[B, T, H * d_head]``; patch rows/heads by ``patch = (mask [B or 1, H], source
-    [B, T, H, d_head])`` and/or capture the result into ``store["attn", layer]``."""
+    ``[B, T, H * d_head]``; :func:`patch_heads` on them."""
 
     def hook(module, args):
         x = args[0]
-        z = x.reshape(*x.shape[:-1], h, dh)
-        if patch is not None:
-            mask, src = patch
-            sel = mask.to(x.device)[:, None, :, None]
-            z = torch.where(sel, src.to(device=x.device, dtype=x.dtype), z)
-        if capture:
-            store["attn", layer] = z.detach().clone()
-        if patch is not None:
-            return (z.reshape(x.shape), *args[1:])
-        return None
+        z = patch_heads(x.reshape(*x.shape[:-1], h, dh), patch, capture, store, layer)
+        return (z.reshape(x.shape), *args[1:]) if patch is not None else None
 
     return hook
 

@@ -30,21 +30,15 @@ import torch
 from torch import Tensor
 
 from interpeq.lm.adapters import LMAdapter
+from interpeq.lm.hooks import patch_heads
 from interpeq.lm.loading import resolve_device
 
 
-def _z_hook(h: int, dh: int, layer: int, patch, capture: bool, store: dict):
-    """Forward hook on ``hook_z`` ``[B, T, H, d_head]``: patch rows / heads by ``patch =
-    (mask [B or 1, H], source [B, T, H, d_head])`` and/or capture into
-    ``store["attn", layer]``."""
+def _z_hook(layer: int, patch, capture: bool, store: dict):
+    """Forward hook on TransformerLens's ``hook_z`` ``[B, T, H, d_head]``: :func:`patch_heads`."""
 
     def hook(module, args, z):
-        if patch is not None:
-            mask, src = patch
-            sel = mask.to(z.device)[:, None, :, None]
-            z = torch.where(sel, src.to(device=z.device, dtype=z.dtype), z)
-        if capture:
-            store["attn", layer] = z.detach().clone()
+        z = patch_heads(z, patch, capture, store, layer)
         return z if patch is not None else None
 
     return hook
@@ -74,7 +68,7 @@ class TLAdapter(LMAdapter):
         return self.blocks[layer].hook_mlp_out
 
     def _hook_heads(self, layer: int, patch, capture: bool, store: dict):
-        fn = _z_hook(self.n_heads, self.d_head, layer, patch, capture, store)
+        fn = _z_hook(layer, patch, capture, store)
         return self.blocks[layer].attn.hook_z.register_forward_hook(fn)
 
     def _ln_final(self):
