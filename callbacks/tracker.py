@@ -98,7 +98,6 @@ from interpeq.callbacks.curves import (
 )
 from interpeq.callbacks.references import resolve_references
 from interpeq.equivalence import (
-    DEFAULT_M,
     ModelUnit,
     Unit,
     check_vocab,
@@ -107,6 +106,7 @@ from interpeq.equivalence import (
     pairwise_congruity,
     self_distances,
 )
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M, DEFAULT_N_BOOT
 from interpeq.equivalence.nulls import MIN_MEMBERS, min_p_value
 from interpeq.equivalence.pairwise import check_test_options, cross_similarities
 from interpeq.zoo.store import DEFAULT_ROOT
@@ -127,11 +127,11 @@ class EquivalenceTracker(Callback):
         references: Any,
         *,
         m: int = DEFAULT_M,
-        alpha: float = 0.05,
+        alpha: float = DEFAULT_ALPHA,
         seed: int = 0,
         one_sided: bool = False,
         impls: str = "auto",
-        n_boot: int = 1000,
+        n_boot: int = DEFAULT_N_BOOT,
         every_n_steps: int = 500,
         capture: ActivationCapture | None = None,
         save_dir: str | Path | None = None,

@@ -40,7 +40,7 @@ import torch
 from interpeq.compare.log import finish_logger
 from interpeq.compare.options import add_arguments, check_options
 from interpeq.compare.run import compare_zoo, load_zoo_with_tasks
-from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M
 from interpeq.equivalence.groups import decision_rates, null_spread, order_statistic_band
 from interpeq.equivalence.pairwise import OWN_DRAWS, check_test_options
 from interpeq.equivalence.permutation import distance_matrix, group_permutation_test, group_tests
@@ -180,7 +180,7 @@ def calibrate_zoo(
     root: str | Path = DEFAULT_ROOT,
     n_probes: int = 256,
     m: int = DEFAULT_M,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     impls: str = "auto",
     include_unconverged: bool = False,

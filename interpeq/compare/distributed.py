@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 
 from interpeq._ray import LAUNCHERS, bounded_map, check_resources, connect_ray, in_task_setup
 from interpeq.console import bars_disabled
-from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M
 from interpeq.equivalence.pairwise import (
     OWN_DRAWS,
     checked_pairs,
@@ -217,7 +217,7 @@ def pairwise_congruity_blocks(
     blocks: int | None = None,
     address: str | None = None,
     gpus_per_worker: float | None = None,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     one_sided: bool = False,
     impls: str = "auto",

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from interpeq.equivalence.defaults import DEFAULT_ALPHA
 from interpeq.equivalence.units import Unit
 from interpeq.report import congruity_heatmap
 
@@ -63,7 +64,7 @@ def write_files(
     row_label: str,
     col_label: str,
     pvalues: np.ndarray | None = None,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
 ) -> dict[str, Path]:
     """Write the files of :data:`FILE_NAMES` into ``out``; ``payload`` is what
     ``results.json`` holds (summary, pairs without their per-draw distances, group

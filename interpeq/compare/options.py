@@ -25,7 +25,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from interpeq.compare.units import PROBE_KINDS, UNIT_KINDS
-from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M, check_level
 from interpeq.equivalence.pairwise import IMPL_SOURCES
 from interpeq.equivalence.representations import REPRESENTATIONS, representation_options
 from interpeq.equivalence.similarity import SIMILARITY_METHODS
@@ -45,8 +45,7 @@ def _any_int(key: str, v: Any) -> None:
 
 
 def _probability(key: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-        raise ValueError(f"{key} must be in (0, 1), got {v!r}")
+    check_level(v, key)
 
 
 def _flag(key: str, v: Any) -> None:
@@ -90,7 +89,7 @@ class CompareOptions:
 
     n_probes: int = _option(256, "probe inputs", _int_at_least(5), "tuning")
     m: int = _option(DEFAULT_M, "co-implementations per model", _int_at_least(1), "tuning")
-    alpha: float = _option(0.05, "test level", _probability, "tuning")
+    alpha: float = _option(DEFAULT_ALPHA, "test level", _probability, "tuning")
     seed: int = _option(0, "seed of the probes, draws and ridge splits", _any_int, "tuning")
     impls: str = _option(
         "auto",

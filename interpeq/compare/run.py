@@ -35,7 +35,7 @@ from interpeq.compare.result import CompareResult, summarize
 from interpeq.compare.units import member_units, probe_tokens, sort_units
 from interpeq.console import bars_disabled
 from interpeq.devices import resolve_device
-from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M
 from interpeq.equivalence.pairwise import (
     OWN_DRAWS,
     group_pairs,
@@ -52,7 +52,7 @@ def compare_zoo(
     *,
     n_probes: int = 256,
     m: int = DEFAULT_M,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     probes: str = "mixture",
     units: str = "auto",

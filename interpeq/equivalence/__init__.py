@@ -14,13 +14,13 @@ functional API; the one dispatch on the similarity method), ``representations``,
 from interpeq.equivalence.checks import DEFAULT_ALPHAS, split_indices
 from interpeq.equivalence.cka import cka, cka_matrix
 from interpeq.equivalence.congruity import (
-    DEFAULT_M,
     CongruityResult,
     GroupSummary,
     congruity,
     group_summary,
     selectivity,
 )
+from interpeq.equivalence.defaults import DEFAULT_M
 from interpeq.equivalence.impls import circuit_of, circuit_patches, co_implementations
 from interpeq.equivalence.pairwise import (
     IMPL_SOURCES,

@@ -32,10 +32,9 @@ from torch import Tensor
 
 from interpeq.equivalence.bootstrap import member_bootstrap, member_keys, pair_bootstrap
 from interpeq.equivalence.checks import check_representation
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_N_BOOT, check_level
 from interpeq.equivalence.nulls import decision, min_p_value
 from interpeq.equivalence.similarity import pair_scores
-
-DEFAULT_M = 40
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def congruity(
     base_b: Tensor,
     impls_b: Tensor | Sequence[Tensor],
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     one_sided: bool = False,
     method: str = "ridge",
@@ -118,8 +117,7 @@ def congruity(
     ``"cka_debiased"``); ``alphas`` / ``test_fraction`` / ``precision`` go to the ridge
     engine, ``seed`` seeds its split.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    check_level(alpha)
     a = check_representation(base_a, "base_a")
     n = a.shape[0]
     b = check_representation(base_b, "base_b", n=n)
@@ -193,7 +191,7 @@ def _field(r: Any, key: str) -> float:
 def group_summary(
     results: Sequence[CongruityResult | dict],
     *,
-    n_boot: int = 1000,
+    n_boot: int = DEFAULT_N_BOOT,
     ci: float = 0.95,
     seed: int = 0,
 ) -> GroupSummary:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from interpeq.equivalence.defaults import DEFAULT_M
 from interpeq.equivalence.representations import (
     _check_tokens,
     check_positions,
@@ -63,7 +64,7 @@ def co_implementations(
     model,
     correspondence,
     tokens: Tensor,
-    m: int = 40,
+    m: int = DEFAULT_M,
     seed: int = 0,
     *,
     p_include: float = 0.5,
@@ -91,7 +92,7 @@ def circuit_patches(
     model,
     correspondence,
     tokens: Tensor,
-    m: int = 40,
+    m: int = DEFAULT_M,
     seed: int = 0,
     *,
     p_include: float = 0.5,

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M
 from interpeq.equivalence.nulls import calibrated_draws
 
 RULES = ("auto", "intervention", "switch")
@@ -78,8 +79,8 @@ def _pair(i: int, other: int | None) -> tuple[int, int] | None:
 
 
 def rejection_rate(
-    rule: str, *, reps: int, k: int, m: int = 40, c: float, v: float, rho: float = 0.0,
-    delta: float | None = None, alpha: float = 0.05, seed: int = 0,
+    rule: str, *, reps: int, k: int, m: int = DEFAULT_M, c: float, v: float, rho: float = 0.0,
+    delta: float | None = None, alpha: float = DEFAULT_ALPHA, seed: int = 0,
 ) -> float:  # fmt: skip
     """Share of ``reps`` simulated pairs the test rejects: two members of one group
     (``delta=None``: the false-rejection rate) or of two groups ``delta`` apart (power;
@@ -104,7 +105,7 @@ def rejection_rate(
 def calibration_table(
     cs: Sequence[float], vs: Sequence[float], *, reps: int, k: int = 4, rho: float = 0.0,
     deltas: Sequence[float] = (2.0, 3.0, 5.0), rules: Sequence[str] = RULES,
-    alpha: float = 0.05, seed: int = 0,
+    alpha: float = DEFAULT_ALPHA, seed: int = 0,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One row per rule, ``v`` and ``c``: false-rejection rate with its standard error,
     and power at each separation in ``deltas``."""

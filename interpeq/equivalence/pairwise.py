@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from interpeq.console import bars_disabled
 from interpeq.equivalence.congruity import _decide, group_summary
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_N_BOOT, check_level
 from interpeq.equivalence.nulls import MIN_MEMBERS, calibrated_draws, members_needed
 from interpeq.equivalence.similarity import pair_scores
 from interpeq.equivalence.units import Unit
@@ -61,7 +62,7 @@ def pairwise_congruity(
     units: Sequence[Unit],
     pairs: Sequence[tuple[int, int]] | None = None,
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     one_sided: bool = False,
     impls: str = "auto",
@@ -193,8 +194,7 @@ def check_test_options(alpha: float, impls: str, m: int | None = None) -> None:
     """Clear errors for the options of a pairwise test (``m``: draws per unit, if given)."""
     if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
         raise ValueError(f"m must be a positive int, got {m!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    check_level(alpha)
     if impls not in IMPL_SOURCES:
         raise ValueError(f"unknown impls {impls!r}; choose one of {list(IMPL_SOURCES)}")
 
@@ -258,7 +258,11 @@ def _null_distances(
 
 
 def group_pairs(
-    rows: Sequence[dict[str, Any]], *, ordered: bool = False, n_boot: int = 1000, seed: int = 0
+    rows: Sequence[dict[str, Any]],
+    *,
+    ordered: bool = False,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Per group pair: rejection rate, mean p-value, mean congruity with bootstrap CI,
     mean similarity; pairs of identical models are counted (``n_identical``), not scored."""

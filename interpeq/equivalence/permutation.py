@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, check_level
+
 # exact enumeration up to this many relabellings (C(20, 10) / 2 = 92378 fits)
 MAX_EXACT = 200_000
 DEFAULT_N_PERM = 9999
@@ -64,7 +66,7 @@ def group_permutation_test(
     n_perm: int | None = None,
     seed: int = 0,
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
 ) -> GroupTestResult:
     """Permutation test of H0 "groups ``a`` and ``b`` share an interpretation".
 
@@ -86,8 +88,7 @@ def group_permutation_test(
     p-value: ``1 / n_relabelings`` (exact; 4 + 4: ``1/35``, 3 + 3: ``1/10``, 4 + 3: ``1/35``)
     or ``1 / (n_perm + 1)``.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    check_level(alpha)
     if n_perm is not None and (
         not isinstance(n_perm, int) or isinstance(n_perm, bool) or n_perm < 1
     ):
@@ -202,7 +203,7 @@ def distance_matrix(rows: Sequence[dict[str, Any]], ids: Sequence[str]) -> np.nd
 def group_tests(
     rows: Sequence[dict[str, Any]],
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
     order: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:

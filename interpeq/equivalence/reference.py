@@ -31,13 +31,18 @@ import torch
 from torch import Tensor
 
 from interpeq.equivalence.congruity import selectivity
+from interpeq.equivalence.defaults import DEFAULT_M
 from interpeq.equivalence.impls import circuit_patches
 from interpeq.equivalence.representations import representation_options, representations
 from interpeq.equivalence.units import ModelUnit, Unit, stage_inputs
 
 
 def circuit_draws(
-    u: ModelUnit, tokens: Tensor, m: int = 40, seed: int = 0, representation: str = "residual"
+    u: ModelUnit,
+    tokens: Tensor,
+    m: int = DEFAULT_M,
+    seed: int = 0,
+    representation: str = "residual",
 ) -> Tensor:
     """``[m, n, D]``: the unit's representation with its last stage's circuit patched."""
     opts = representation_options(representation)

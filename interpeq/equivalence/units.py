@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interpeq.equivalence.congruity import DEFAULT_M
+from interpeq.equivalence.defaults import DEFAULT_M
 from interpeq.equivalence.impls import co_implementations
 from interpeq.equivalence.representations import representation_options, representations
 from interpeq.tasks.names import parse_stage

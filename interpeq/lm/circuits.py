@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interpeq.console import bars_disabled
+from interpeq.equivalence.defaults import DEFAULT_M
 from interpeq.lm.adapters import LMAdapter
 from interpeq.lm.ioi import IOIBatch
 from interpeq.models import AttnHead
@@ -221,7 +222,7 @@ def co_implementations(
     adapter: LMAdapter,
     batch: IOIBatch,
     circuit: Sequence[AttnHead],
-    m: int = 40,
+    m: int = DEFAULT_M,
     seed: int = 0,
     *,
     p_include: float = 0.5,

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M
 from interpeq.equivalence.pairwise import check_test_options
 from interpeq.lm.circuits import METRICS, RULES
 from interpeq.lm.ioi import CORRUPTIONS
@@ -83,8 +84,8 @@ class IOIConfig:
     seed: int = 0
     corruption: str = "s2_io"
     prepend_bos: bool = True
-    m: int = 40
-    alpha: float = 0.05
+    m: int = DEFAULT_M
+    alpha: float = DEFAULT_ALPHA
     # the pairwise test's null (interpeq.equivalence.pairwise_congruity): "auto", the
     # calibrated null, needs >= 4 models per family (else its pairs are undecidable);
     # "intervention": the raw draws, assumed to move a model as far as retraining does

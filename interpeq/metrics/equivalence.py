@@ -38,7 +38,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from interpeq.equivalence.congruity import DEFAULT_M, congruity
+from interpeq.equivalence.congruity import congruity
+from interpeq.equivalence.defaults import DEFAULT_ALPHA, DEFAULT_M, check_level
 
 
 def cat_state(state: list[Tensor] | Tensor) -> Tensor | None:
@@ -108,7 +109,7 @@ class InterpretiveEquivalence(Metric):
     def __init__(
         self,
         *,
-        alpha: float = 0.05,
+        alpha: float = DEFAULT_ALPHA,
         seed: int = 0,
         one_sided: bool = False,
         method: str = "ridge",
@@ -118,8 +119,7 @@ class InterpretiveEquivalence(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        check_level(alpha)
         self.congruity_kwargs = dict(
             alpha=alpha,
             seed=seed,

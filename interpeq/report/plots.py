@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from interpeq.equivalence.defaults import DEFAULT_ALPHA
+
 
 def _plt():
     import matplotlib
@@ -63,7 +65,7 @@ def congruity_heatmap(
     row_label: str = "",
     col_label: str = "",
     pvalues: np.ndarray | None = None,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     row_ids: Sequence[str] | None = None,
     col_ids: Sequence[str] | None = None,
     decisions: np.ndarray | None = None,

@@ -31,6 +31,8 @@ from typing import Any
 
 from torch import Tensor
 
+from interpeq.equivalence.defaults import DEFAULT_ALPHA
+
 Layout = Sequence[tuple[int, int]]  # per stage: (residual states = n_layers + 1, d_model)
 
 
@@ -115,7 +117,7 @@ def explain_pair(
     layout_a: Layout,
     layout_b: Layout,
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
     similarity: Callable[[Tensor, Tensor], float] | None = None,
 ) -> dict[str, Any]:
     """The explanation fields of one algorithm pair: :func:`null_widths` of its pair

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interpeq.equivalence.defaults import DEFAULT_M
 from interpeq.equivalence.impls import co_implementations
 from interpeq.equivalence.representations import representation_options, representations
 from interpeq.equivalence.units import Unit
@@ -144,7 +145,7 @@ def composition_units(
     comp: PaperComposition,
     tokens: Tensor,
     *,
-    m: int = 40,
+    m: int = DEFAULT_M,
     seed: int = 0,
     representation: str = "residual",
     max_paths: int | None = None,
@@ -192,7 +193,7 @@ def paper_units(
     tokens: Tensor,
     *,
     k: int = 5,
-    m: int = 40,
+    m: int = DEFAULT_M,
     seed: int = 0,
     representation: str = "residual",
     max_paths: int | None = None,
