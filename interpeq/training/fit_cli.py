@@ -43,7 +43,7 @@ from lightning.pytorch.cli import LightningCLI
 from interpeq.training.config import resolve_task
 from interpeq.training.datamodule import SIITDataModule
 from interpeq.training.fit import evaluate, load_checkpoint
-from interpeq.training.fit_config import to_lightning_args, user_key
+from interpeq.training.fit_config import to_lightning_args, user_key, user_text
 from interpeq.training.io import save_model
 from interpeq.training.siit import SIITModule, ThresholdStopping
 
@@ -86,6 +86,7 @@ class FitConfigError(ValueError):
 
     def __init__(self, key: str | None, cause: str) -> None:
         self.key = key = user_key(key)
+        cause = user_text(cause)
         super().__init__(f"{key}: {cause}" if key else cause)
 
 

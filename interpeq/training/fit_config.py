@@ -12,6 +12,7 @@ an error. Files in the CLI's layout keep loading, with one line saying what was 
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -116,3 +117,13 @@ def user_key(key: str | None) -> str | None:
     if group is None:
         return key
     return f"{group}.{rest}" if rest else group
+
+
+_CLI_NAMES = re.compile(r"\bmodel\.(siit|model|task|correspondence)\b")
+
+
+def user_text(message: str) -> str:
+    """A CLI message with its keys in the zoo vocabulary (``--model.siit.lrr`` ->
+    ``--train.lrr``), so no error names a key the user never wrote."""
+    to_group = {arg: group for group, arg in GROUPS.items()}
+    return _CLI_NAMES.sub(lambda m: to_group[m.group(1)], message)

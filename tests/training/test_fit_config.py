@@ -73,3 +73,11 @@ def test_fit_trains_from_the_shipped_layered_configs(tmp_path, capsys):
     assert fit_cli([*args, *small]) == 0
     assert '"steps": 2' in capsys.readouterr().out
     assert (tmp_path / "model.safetensors").exists()
+
+
+def test_an_unknown_flag_is_named_as_the_user_wrote_it(capsys):
+    from interpeq.cli import main
+
+    assert main(["fit", "--config", "configs/trainer/fit_example.yaml", "--train.lrr", "1"]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert "unrecognized arguments: --train.lrr 1" in line and "siit" not in line
