@@ -25,6 +25,7 @@ one in 5-6; the per-entry view (diagonal, off-diagonal within a family) is repor
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,8 @@ def congruity_form(row: dict[str, Any], form: str) -> float:
     if form == "reference_fraction":
         return row["reference_fraction"]
     p = row["p"]
+    if p != p:  # no null on either side: no congruity (the pair is undecidable)
+        return math.nan
     return 1 - abs(2 * p - 1) if form == "two_sided" else min(1.0, 2 * (1 - p))
 
 
@@ -123,6 +126,8 @@ def chain_rows(zoo, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _mean(xs: list[float]) -> float | None:
+    """Mean of the defined values (an undecidable pair's NaN congruity is left out)."""
+    xs = [x for x in xs if x == x]
     return sum(xs) / len(xs) if xs else None
 
 
@@ -138,7 +143,7 @@ def family_stats(pairs: list[dict[str, Any]], family_of: dict[str, str]) -> dict
         elif fa == fb:
             buckets.setdefault("other_algorithm_same_family", []).append(r["congruity"])
     return {k: _mean(v) for k, v in sorted(buckets.items())} | {
-        f"n_{k}": len(v) for k, v in sorted(buckets.items())
+        f"n_{k}": sum(x == x for x in v) for k, v in sorted(buckets.items())
     }
 
 

@@ -108,7 +108,7 @@ def _result_section(res: dict[str, Any], summary: dict, why_of: dict) -> list[st
     lines += [
         "",
         "- every diagonal entry above every other-family entry of its row: "
-        f"**{'yes' if ch['all_rows'] else 'no'}** ({row_checks(ch)})",
+        f"**{_all_rows(ch)}** ({row_checks(ch)})",
         f"- within sorting minus across families = {'-' if gap is None else f'{gap:.2f}'} "
         f"(>= 0.2: **{'yes' if ch['gap_at_least_0.2'] else 'no'}**)",
         f"- rejected pairs: {res['n_rejected']} / {res['n_pairs']} (alpha {summary['alpha']}; "
@@ -185,6 +185,16 @@ def _explanation_section(summary: dict[str, Any]) -> list[str]:
             f"| {e['why']} |"
         )
     return lines + [""]
+
+
+def _all_rows(ch: dict) -> str:
+    """yes only when every row was measurable and passes."""
+    rows = ch["diagonal_above_other_family"]
+    if ch["all_rows"] and ch["rows_measured"] == len(rows):
+        return "yes"
+    if ch["all_rows"]:
+        return f"not shown: yes in the {ch['rows_measured']} measurable rows of {len(rows)}"
+    return "no"
 
 
 def _ratio(null: float | None, pair: float) -> str:
