@@ -25,6 +25,7 @@ from interpeq.models import HookedTransformerConfig
 
 #: the zoo vocabulary's group -> SIITModule's argument (LightningCLI: ``model.<argument>``)
 GROUPS = {"task": "task", "model": "model", "train": "siit", "correspondence": "correspondence"}
+TO_GROUP = {arg: group for group, arg in GROUPS.items()}
 ARCH_KEYS = frozenset(HookedTransformerConfig.__dataclass_fields__)
 
 
@@ -77,17 +78,24 @@ def to_lightning_args(argv: list[str], workdir: Path | None = None) -> list[str]
     a file in the CLI's layout is passed as is, and one line on stderr says which keys
     it used and their names now."""
     out: list[str] = []
+    folders = [workdir] if workdir else []
+
+    def folder() -> Path:  # one temporary folder for this command line, made when needed
+        if not folders:
+            folders.append(Path(tempfile.mkdtemp(prefix="interpeq_fit_")))
+        return folders[0]
+
     args = iter(argv)
     for arg in args:
         if arg == "--config" or arg.startswith("--config="):
             path = arg.partition("=")[2] if "=" in arg else next(args, None)
-            out += ["--config", _translated(path, workdir)] if path is not None else [arg]
+            out += ["--config", _translated(path, folder, len(out))] if path is not None else [arg]
         else:
             out.append(_flag(arg))
     return out
 
 
-def _translated(path: str, workdir: Path | None) -> str:
+def _translated(path: str, folder, position: int) -> str:
     file = Path(path)
     if not file.is_file():
         return path  # the CLI reports the missing file
@@ -102,8 +110,7 @@ def _translated(path: str, workdir: Path | None) -> str:
         return path
     if converted == data:
         return path
-    folder = workdir or Path(tempfile.mkdtemp(prefix="interpeq_fit_"))
-    target = folder / f"{len(list(folder.glob('*.yaml')))}_{file.name}"
+    target = folder() / f"{position}_{file.name}"  # position: same-named files stay apart
     target.write_text(yaml.safe_dump(converted, sort_keys=False))
     return str(target)
 
@@ -113,7 +120,7 @@ def user_key(key: str | None) -> str | None:
     if not key or not key.startswith("model."):
         return key
     arg, _, rest = key[len("model.") :].partition(".")
-    group = {a: g for g, a in GROUPS.items()}.get(arg)
+    group = TO_GROUP.get(arg)
     if group is None:
         return key
     return f"{group}.{rest}" if rest else group
@@ -125,5 +132,4 @@ _CLI_NAMES = re.compile(r"\bmodel\.(siit|model|task|correspondence)\b")
 def user_text(message: str) -> str:
     """A CLI message with its keys in the zoo vocabulary (``--model.siit.lrr`` ->
     ``--train.lrr``), so no error names a key the user never wrote."""
-    to_group = {arg: group for group, arg in GROUPS.items()}
-    return _CLI_NAMES.sub(lambda m: to_group[m.group(1)], message)
+    return _CLI_NAMES.sub(lambda m: TO_GROUP[m.group(1)], message)
