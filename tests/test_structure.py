@@ -304,7 +304,9 @@ def test_forward_pass_check_sees_a_copy(tmp_path):
 
 def test_the_tests_defaults_are_declared_once():
     """alpha, m and the bootstrap size are read from interpeq.equivalence.defaults."""
-    literal = re.compile(r"alpha: float = 0\.05|\bm: int = 40\b|n_boot: int = 1000|not 0 < alpha < 1")
+    literal = re.compile(
+        r"alpha: float = 0\.05|\bm: int = 40\b|n_boot: int = 1000|not 0 < alpha < 1"
+    )
     found = [m for m, p in modules().items() if literal.search(p.read_text())]
     found += [p.name for p in (REPO / "callbacks").glob("*.py") if literal.search(p.read_text())]
     assert found == []

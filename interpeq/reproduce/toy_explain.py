@@ -124,11 +124,12 @@ def explanation_rows(explanations: Sequence[dict[str, Any]]) -> list[dict[str, A
 
 
 def _dominant(e: dict[str, Any]) -> str:
-    """The decision most of the pair's chain pairs got (undecidable if the pair is)."""
+    """The decision most of the pair's chain pairs got (undecidable if the pair is); a
+    tie is drawn as rejected: half the chain pairs rejected is no evidence of equivalence."""
     if e["undecidable"]:
         return "undecidable"
     d = e["decisions"]
-    return max(("equivalent", "rejected"), key=lambda k: d.get(k, 0))
+    return "equivalent" if d.get("equivalent", 0) > d.get("rejected", 0) else "rejected"
 
 
 def explanation_plot(

@@ -36,3 +36,14 @@ def test_the_row_criterion_is_not_shown_when_rows_are_unmeasurable():
     assert _all_rows(every) == "yes"
     assert _all_rows(some) == "not shown: yes in the 1 measurable rows of 2"
     assert _all_rows({**some, "all_rows": False}) == "no"
+
+
+def test_a_tied_pair_is_not_drawn_as_equivalent():
+    from interpeq.reproduce.toy_explain import _dominant
+
+    def pair(rejected, equivalent):
+        return {"undecidable": False, "decisions": {"rejected": rejected, "equivalent": equivalent}}
+
+    assert _dominant(pair(6, 6)) == "rejected"
+    assert _dominant(pair(5, 7)) == "equivalent"
+    assert _dominant({**pair(0, 0), "undecidable": True}) == "undecidable"
